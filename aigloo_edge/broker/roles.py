@@ -1,0 +1,115 @@
+"""Broker roles and their ACL grants: the one table the ACL file and its tests come from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from aigloo_edge.topics import Topics
+
+Access = Literal["read", "write", "readwrite"]
+NODE_ROLES: Final = ("studio", "mbp", "mini", "air")
+SERVICE_ROLES: Final = ("sensors", "rules", "dispatcher", "homeassistant", "mobile", "admin")
+ALL_ROLES: Final = NODE_ROLES + SERVICE_ROLES
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    access: Access
+    topic: str
+    why: str
+
+    def allows(self, action: Literal["read", "write"]) -> bool:
+        return self.access in (action, "readwrite")
+
+
+def _commands(topics: Topics) -> list[str]:
+    """Every command topic a controller (rules, HA, phone) may send."""
+    return [
+        topics.filter("node_power_set"),
+        topics.fans_profile_set(),
+        topics.filter("power_output_set"),
+        topics.filter("rule_set"),
+    ]
+
+
+def _own_bridge(topics: Topics, role: str) -> Grant:
+    return Grant("readwrite", f"{topics.base}/bridge/{role}/#",
+                 "own availability, health and rejected-input reports")
+
+
+def node_grants(topics: Topics, node: str) -> list[Grant]:
+    b = topics.base
+    return [
+        Grant("readwrite", f"{b}/nodes/{node}/#", "own state; own commands (power/set, infer)"),
+        Grant("read", topics.infer_cancel(), "cancels for requests it may be running"),
+        Grant("write", f"{b}/infer/reply/#", "inference replies (stream chunks, final)"),
+        _own_bridge(topics, node),
+    ]
+
+
+def service_grants(topics: Topics, role: str) -> list[Grant]:
+    b, everything = topics.base, topics.all()
+    commands = [Grant("write", c, "command") for c in _commands(topics)]
+    table: dict[str, list[Grant]] = {
+        "sensors": [
+            Grant("write", topics.battery(), "station state"),
+            Grant("write", topics.solar(), "solar input"),
+            Grant("write", f"{b}/env/#", "probe readings"),
+            Grant("write", topics.fans_profile(), "fan profile state"),
+            Grant("read", topics.filter("power_output_set"), "station output commands"),
+            Grant("read", topics.fans_profile_set(), "fan profile commands"),
+        ],
+        "rules": [
+            Grant("read", everything, "every signal"),
+            Grant("write", f"{b}/rules/#", "rule state and events"),
+            *commands,
+        ],
+        "dispatcher": [
+            Grant("read", everything, "nodes, power and requests"),
+            Grant("write", topics.filter("node_infer"), "requests to workers"),
+            Grant("write", f"{b}/infer/reply/#", "answers it gives itself (errors, no worker)"),
+            Grant("write", topics.infer_cancel(), "cancels forwarded to workers"),
+            Grant("write", topics.filter("node_power_set"), "wake a node for heavy work"),
+        ],
+        "homeassistant": [
+            Grant("read", everything, "every state"),
+            Grant("readwrite", f"{topics.discovery_prefix}/#", "discovery and HA's status"),
+            *commands,
+        ],
+        "mobile": [
+            Grant("read", everything, "every state and inference replies"),
+            Grant("write", topics.infer_request(), "prompts to the cluster"),
+            Grant("write", topics.infer_cancel(), "cancel own prompts"),
+            *commands,
+        ],
+        "admin": [
+            Grant("readwrite", "#", "everything"),
+            Grant("read", "$SYS/#", "broker statistics"),
+        ],
+    }
+    grants = table[role]
+    if role != "admin":
+        grants.append(_own_bridge(topics, role))
+    return grants
+
+
+def role_grants(topics: Topics) -> dict[str, list[Grant]]:
+    grants = {node: node_grants(topics, node) for node in NODE_ROLES}
+    grants.update({role: service_grants(topics, role) for role in SERVICE_ROLES})
+    return grants
+
+
+def render_acl(topics: Topics) -> str:
+    lines = [
+        "# Aigloo Edge ACL, written by `aigloo broker init`; edit the role table, not this file.",
+        f"# base topic: {topics.base}",
+        "",
+    ]
+    for role, grants in role_grants(topics).items():
+        lines.append(f"user {role}")
+        for grant in grants:
+            lines.append(f"# {grant.why}")
+            lines.append(f"topic {grant.access} {grant.topic}")
+        lines.append("")
+    return "\n".join(lines)

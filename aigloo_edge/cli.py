@@ -1,0 +1,134 @@
+"""`aigloo`: the one command-line entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from aigloo_edge import __version__, logs
+from aigloo_edge.errors import AiglooError
+
+app = typer.Typer(
+    help="Aigloo Edge: an off-grid AI-inference rig of Macs, driven over MQTT.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+broker_app = typer.Typer(help="Set up and run the Mosquitto broker (on the Mini).",
+                         no_args_is_help=True)
+app.add_typer(broker_app, name="broker")
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_BROKER_DIR = Path(".aigloo/broker")
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"aigloo-edge {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    logs.configure(log_level)
+
+
+@app.command()
+def schema(
+    out: Annotated[Path, typer.Option(help="Directory for the JSON Schema files.")] = Path(
+        "docs/schemas"
+    ),
+    check: Annotated[bool, typer.Option(help="Only check the files are up to date.")] = False,
+) -> None:
+    """Write a JSON Schema per payload of the topic contract, for app developers."""
+    from aigloo_edge.schemas import check_schemas, write_schemas
+
+    if check:
+        stale = check_schemas(out)
+        if stale:
+            err_console.print(f"out of date in {out}: {', '.join(stale)} (run `aigloo schema`)")
+            raise typer.Exit(1)
+        console.print(f"{out}: up to date")
+        return
+    written = write_schemas(out)
+    console.print(f"wrote {len(written)} schemas to {out}")
+
+
+@app.command()
+def topics(
+    base: Annotated[str, typer.Option(help="Base topic.")] = "aigloo",
+) -> None:
+    """Print the topic contract as a Markdown table."""
+    from aigloo_edge.contract_doc import contract_table
+    from aigloo_edge.topics import Topics
+
+    typer.echo(contract_table(Topics(base)))
+
+
+@broker_app.command("init")
+def broker_init(
+    directory: Annotated[Path, typer.Argument(help="Broker directory to fill.")] = (
+        DEFAULT_BROKER_DIR
+    ),
+    base: Annotated[str, typer.Option(help="Base topic the ACLs cover.")] = "aigloo",
+    host: Annotated[str, typer.Option(help="Address clients use to reach the broker.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP listener port.")] = 1883,
+    ws_port: Annotated[int, typer.Option(help="Websockets listener port.")] = 9001,
+    tls_port: Annotated[int, typer.Option(help="TLS listener port.")] = 8883,
+    tls: Annotated[bool, typer.Option(help="Make a local CA and a server certificate.")] = False,
+    tls_host: Annotated[
+        list[str] | None, typer.Option(help="Extra host name or IP for the certificate.")
+    ] = None,
+    rotate: Annotated[bool, typer.Option(help="New passwords for every role.")] = False,
+) -> None:
+    """Write passwd, acl, credentials.yaml (0600) and, with --tls, tls/ for the broker."""
+    from aigloo_edge.broker import credentials_path, init_broker
+
+    ports = {"mqtt": port, "websockets": ws_port, "tls": tls_port}
+    creds = init_broker(directory, base_topic=base, host=host, ports=ports, tls=tls,
+                        tls_hosts=tls_host or [], rotate=rotate)
+    console.print(f"broker directory {directory}: {len(creds.users)} roles, "
+                  f"credentials in {credentials_path(directory)}" + (", TLS ready" if tls else ""))
+
+
+@broker_app.command("start")
+def broker_start(
+    directory: Annotated[Path, typer.Argument(help="Directory made by `broker init`.")] = (
+        DEFAULT_BROKER_DIR
+    ),
+) -> None:
+    """Run Mosquitto in the foreground on the project's mosquitto.conf."""
+    from aigloo_edge.broker import exec_foreground
+
+    exec_foreground(directory)
+
+
+@app.command()
+def up(
+    directory: Annotated[Path, typer.Option("--dir", help="Broker directory.")] = (
+        DEFAULT_BROKER_DIR
+    ),
+) -> None:
+    """Start the rig on this machine (today: the broker) until Ctrl-C."""
+    from aigloo_edge.rig import run_rig
+    from aigloo_edge.runtime import run_until_stopped
+
+    run_until_stopped(run_rig(directory, console))
+
+
+def main() -> None:
+    try:
+        app()
+    except AiglooError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise SystemExit(2) from None

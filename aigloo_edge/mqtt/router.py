@@ -1,0 +1,70 @@
+"""Routes inbound messages from MQTT topic filters to async handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+from paho.mqtt.client import topic_matches_sub
+
+from aigloo_edge.errors import PayloadError
+from aigloo_edge.mqtt.message import Inbound
+from aigloo_edge.payloads import Payload
+
+Handler = Callable[[Inbound], Awaitable[None]]
+PayloadT = TypeVar("PayloadT", bound=Payload)
+
+
+class RejectedInput(PayloadError):
+    """Raised by a handler to reject a message it cannot use; counted, reported, not fatal."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    topic_filter: str
+    handler: Handler
+    qos: int
+
+
+class Router:
+    """Topic filter → handlers. Every handler whose filter matches a topic is called in order."""
+
+    def __init__(self) -> None:
+        self._routes: list[Route] = []
+
+    def add(self, topic_filter: str, handler: Handler, *, qos: int = 1) -> Route:
+        route = Route(topic_filter, handler, qos)
+        self._routes.append(route)
+        return route
+
+    def add_model(
+        self,
+        topic_filter: str,
+        parse: Callable[[bytes], PayloadT],
+        handler: Callable[[Inbound, PayloadT], Awaitable[None]],
+        *,
+        qos: int = 1,
+    ) -> Route:
+        """Route with the payload parsed first (e.g. `Climate.from_json`, `PowerCommand.parse`).
+
+        A payload that does not parse never reaches `handler`: the PayloadError is rejected.
+        """
+
+        async def parse_then_handle(message: Inbound) -> None:
+            await handler(message, parse(message.payload))
+
+        return self.add(topic_filter, parse_then_handle, qos=qos)
+
+    def remove(self, route: Route) -> None:
+        self._routes.remove(route)
+
+    def matching(self, topic: str) -> Iterator[Route]:
+        return (r for r in self._routes if topic_matches_sub(r.topic_filter, topic))
+
+    def subscriptions(self) -> dict[str, int]:
+        """Each distinct filter with the highest QoS any route asked for."""
+        wanted: dict[str, int] = {}
+        for route in self._routes:
+            wanted[route.topic_filter] = max(route.qos, wanted.get(route.topic_filter, 0))
+        return wanted

@@ -1,0 +1,401 @@
+"""The one MQTT session wrapper every component uses.
+
+A Session keeps one aiomqtt client connected for the life of a component: MQTT v5 (or 3.1.1),
+retained last will `offline` and birth `online` on the component's availability topic, reconnect
+with capped jittered backoff, and after every (re)connect: re-subscribe, birth, re-publish the
+retained state it owns. Inbound messages go through a Router; a bad payload or a raising handler
+is logged, counted and reported on `<base>/bridge/<component>/rejected`, and the loop goes on.
+Cancelling `run()` publishes `offline` and disconnects cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
+
+import aiomqtt
+from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from aigloo_edge import __version__
+from aigloo_edge.errors import NotConnectedError, PayloadError
+from aigloo_edge.mqtt.backoff import Backoff
+from aigloo_edge.mqtt.message import Inbound
+from aigloo_edge.mqtt.rejections import RejectionLog, RejectKind
+from aigloo_edge.mqtt.router import Handler, PayloadT, Route, Router
+from aigloo_edge.mqtt.settings import MqttSettings
+from aigloo_edge.payloads import (
+    AVAILABILITY_OFFLINE,
+    AVAILABILITY_ONLINE,
+    BridgeHealth,
+    BridgeRejected,
+    Payload,
+)
+from aigloo_edge.topics import Topics, validate_id
+
+log = logging.getLogger(__name__)
+
+GOODBYE_TIMEOUT_S: Final = 2.0
+STABLE_CONNECTION_S: Final = 10.0
+PayloadLike = bytes | str | Payload
+
+
+@dataclass
+class _RetainedState:
+    payload: bytes
+    expiry_s: float | None
+    published_at: float
+
+
+@dataclass
+class SessionStats:
+    received: int = 0
+    reconnects: int = 0
+    connects: int = 0
+
+
+class Session:
+    """A component's connection to the broker; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        component: str,
+        availability_topic: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.component = validate_id("component", component)
+        self.topics = Topics(settings.base_topic)
+        self.availability_topic = availability_topic or self.topics.bridge_availability(component)
+        self.client_id = f"{component}-{uuid.uuid4().hex[:10]}"
+        self.router = Router()
+        self.stats = SessionStats()
+        self.rejections = RejectionLog(interval=settings.reject_report_interval_s)
+        self._clock = clock
+        self._started = time.time()
+        self._client: aiomqtt.Client | None = None
+        self._connected = asyncio.Event()
+        self._retained: dict[str, _RetainedState] = {}
+        self._log_extra = {"component": component}
+
+    # --- public API ------------------------------------------------------------------------
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                await self._connected.wait()
+        except TimeoutError:
+            raise NotConnectedError(f"{self.component}: not connected after {timeout}s") from None
+
+    def route(self, topic_filter: str, handler: Handler, *, qos: int = 1) -> Route:
+        """Add a handler; subscribes now if connected, and again after every reconnect."""
+        route = self.router.add(topic_filter, handler, qos=qos)
+        self._subscribe_live(topic_filter, qos)
+        return route
+
+    def route_model(
+        self,
+        topic_filter: str,
+        parse: Callable[[bytes], PayloadT],
+        handler: Callable[[Inbound, PayloadT], Awaitable[None]],
+        *,
+        qos: int = 1,
+    ) -> Route:
+        """Like `route`, with the payload parsed (and rejected if invalid) before `handler`."""
+        route = self.router.add_model(topic_filter, parse, handler, qos=qos)
+        self._subscribe_live(topic_filter, qos)
+        return route
+
+    async def publish(
+        self,
+        topic: str,
+        payload: PayloadLike,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        expiry_s: float | None = None,
+        response_topic: str | None = None,
+        correlation_data: bytes | None = None,
+        timeout: float | None = 10.0,
+    ) -> None:
+        """Publish once the session is connected (waiting up to `timeout`).
+
+        Raises NotConnectedError if there is no connection in time or it drops mid-publish.
+        """
+        await self.wait_connected(timeout)
+        client = self._client
+        if client is None:
+            raise NotConnectedError(f"{self.component}: connection dropped")
+        properties = self._publish_properties(expiry_s, response_topic, correlation_data)
+        try:
+            await client.publish(
+                topic, _encode(payload), qos=qos, retain=retain, properties=properties
+            )
+        except aiomqtt.MqttError as exc:
+            raise NotConnectedError(f"{self.component}: publish to {topic} failed: {exc}") from exc
+
+    async def set_state(
+        self, topic: str, payload: PayloadLike, *, expiry_s: float | None = None
+    ) -> None:
+        """Publish retained state this component owns; it is re-published after reconnects.
+
+        While disconnected the state is only remembered, and goes out on the next connect.
+        """
+        data = _encode(payload)
+        self._retained[topic] = _RetainedState(data, expiry_s, self._clock())
+        if self.is_connected:
+            with contextlib.suppress(NotConnectedError):
+                await self.publish(topic, data, retain=True, expiry_s=expiry_s, timeout=0)
+
+    async def clear_state(self, topic: str) -> None:
+        """Forget retained state and remove it from the broker (empty retained payload)."""
+        self._retained.pop(topic, None)
+        await self.publish(topic, b"", retain=True)
+
+    async def reject(self, topic: str, reason: str, kind: RejectKind = "invalid") -> None:
+        """Count a rejected input; log and report it unless rate-limited."""
+        report = self.rejections.record(topic, reason, kind, self._clock())
+        if report is None:
+            log.debug("rejected (rate-limited) %s: %s", topic, reason, extra=self._log_extra)
+            return
+        log.warning("rejected %s: %s", topic, reason, extra=self._log_extra)
+        await self._report_rejection(report.topic, report.reason, report.kind, report.suppressed)
+
+    async def run(self) -> None:
+        """Stay connected until cancelled; on cancel, say `offline` and disconnect cleanly."""
+        client = self._make_client()
+        backoff = Backoff(self.settings.reconnect_initial_s, self.settings.reconnect_max_s)
+        while True:
+            began = self._clock()
+            try:
+                await self._connect_and_serve(client)
+            except aiomqtt.MqttError as exc:
+                self._on_connection_lost(exc)
+            if self._clock() - began > STABLE_CONNECTION_S:
+                backoff.reset()
+            await asyncio.sleep(backoff.next_delay())
+
+    # --- connection lifecycle --------------------------------------------------------------
+
+    def _make_client(self) -> aiomqtt.Client:
+        s = self.settings
+        v5 = s.protocol == "5"
+        will = aiomqtt.Will(self.availability_topic, AVAILABILITY_OFFLINE, qos=1, retain=True)
+        connect_props = None
+        if v5:
+            connect_props = Properties(PacketTypes.CONNECT)
+            connect_props.SessionExpiryInterval = s.session_expiry_s
+        return aiomqtt.Client(
+            s.host,
+            s.port,
+            username=s.username,
+            password=s.resolved_password(),
+            identifier=self.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            will=will,
+            clean_session=None if v5 else True,
+            clean_start=MQTT_CLEAN_START_FIRST_ONLY,
+            transport=s.transport,
+            websocket_path=s.websocket_path if s.transport == "websockets" else None,
+            keepalive=s.keepalive,
+            properties=connect_props,
+            tls_context=s.tls.context() if s.tls else None,
+            timeout=10,
+        )
+
+    async def _connect_and_serve(self, client: aiomqtt.Client) -> None:
+        async with client:
+            self._client = client
+            housekeeping: asyncio.Task[None] | None = None
+            try:
+                await self._on_connected(client)
+                housekeeping = asyncio.create_task(self._housekeeping())
+                await self._serve(client)
+            except asyncio.CancelledError:
+                await self._say_goodbye(client)
+                raise
+            finally:
+                self._connected.clear()
+                self._client = None
+                if housekeeping is not None:
+                    housekeeping.cancel()
+
+    async def _on_connected(self, client: aiomqtt.Client) -> None:
+        self.stats.connects += 1
+        if self.stats.connects > 1:
+            self.stats.reconnects += 1
+        log.info(
+            "connected to %s:%s as %s (%s)", self.settings.host, self.settings.port,
+            self.settings.username, self.client_id, extra=self._log_extra,
+        )
+        # Subscribe before the birth message so no command sent on seeing us online is lost.
+        await self._subscribe_all(client)
+        await client.publish(self.availability_topic, AVAILABILITY_ONLINE, qos=1, retain=True)
+        self._connected.set()
+        await self._republish_state(client)
+        await self._publish_health()
+
+    def _on_connection_lost(self, exc: aiomqtt.MqttError) -> None:
+        log.warning(
+            "mqtt connection to %s:%s lost or refused: %s",
+            self.settings.host, self.settings.port, exc, extra=self._log_extra,
+        )
+
+    async def _say_goodbye(self, client: aiomqtt.Client) -> None:
+        """Publish `offline` ourselves: a clean DISCONNECT means the broker drops the will."""
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+            async with asyncio.timeout(GOODBYE_TIMEOUT_S):
+                await client.publish(
+                    self.availability_topic, AVAILABILITY_OFFLINE, qos=1, retain=True
+                )
+
+    async def _subscribe_all(self, client: aiomqtt.Client) -> None:
+        wanted = self.router.subscriptions()
+        if not wanted:
+            return
+        granted = await client.subscribe(list(wanted.items()))
+        for topic_filter, code in zip(wanted, granted, strict=False):
+            if _refused(code):
+                log.error(
+                    "subscription to %s refused by the broker (%s)", topic_filter, code,
+                    extra=self._log_extra,
+                )
+
+    def _subscribe_live(self, topic_filter: str, qos: int) -> None:
+        client = self._client
+        if client is not None and self.is_connected:
+            task = asyncio.get_running_loop().create_task(client.subscribe(topic_filter, qos))
+            task.add_done_callback(_log_failed_subscribe)
+
+    async def _republish_state(self, client: aiomqtt.Client) -> None:
+        now = self._clock()
+        for topic, state in list(self._retained.items()):
+            expiry = state.expiry_s
+            if expiry is not None:
+                expiry -= now - state.published_at
+                if expiry <= 0:
+                    continue  # stale: better no value than an old one shown as current
+            props = self._publish_properties(expiry, None, None)
+            await client.publish(topic, state.payload, qos=1, retain=True, properties=props)
+
+    # --- inbound ---------------------------------------------------------------------------
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            await self.dispatch(_to_inbound(message))
+
+    async def dispatch(self, message: Inbound) -> None:
+        """Hand one message to every matching route; never lets a handler's error escape."""
+        self.stats.received += 1
+        for route in self.router.matching(message.topic):
+            try:
+                await route.handler(message)
+            except PayloadError as exc:
+                await self.reject(message.topic, str(exc), "invalid")
+            except UnicodeDecodeError:
+                await self.reject(message.topic, "payload is not UTF-8 text", "invalid")
+            except Exception as exc:
+                log.exception("handler for %s failed", message.topic, extra=self._log_extra)
+                await self.reject(message.topic, f"{type(exc).__name__}: {exc}", "handler_error")
+
+    # --- reports ---------------------------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        """Flush rate-limited rejection summaries; publish health now and then."""
+        interval = min(self.settings.reject_report_interval_s, self.settings.health_interval_s)
+        last_health = self._clock()
+        while True:
+            await asyncio.sleep(interval)
+            report = self.rejections.flush(self._clock())
+            if report is not None:
+                log.warning(
+                    "rejected %d more inputs, latest %s: %s", report.suppressed, report.topic,
+                    report.reason, extra=self._log_extra,
+                )
+                await self._report_rejection(
+                    report.topic, report.reason, report.kind, report.suppressed
+                )
+            if self._clock() - last_health >= self.settings.health_interval_s:
+                last_health = self._clock()
+                await self._publish_health()
+
+    async def _report_rejection(
+        self, topic: str, reason: str, kind: RejectKind, suppressed: int
+    ) -> None:
+        report = BridgeRejected(
+            component=self.component, topic=topic, reason=reason[:500], kind=kind,
+            total=self.rejections.total, suppressed=suppressed,
+        )
+        with contextlib.suppress(NotConnectedError):
+            await self.publish(self.topics.bridge_rejected(self.component), report, timeout=0)
+
+    async def _publish_health(self) -> None:
+        health = BridgeHealth(
+            component=self.component, version=__version__, started=self._started,
+            received=self.stats.received, rejected=self.rejections.total,
+            reconnects=self.stats.reconnects,
+        )
+        with contextlib.suppress(NotConnectedError):
+            await self.publish(
+                self.topics.bridge_health(self.component), health, retain=True, timeout=0
+            )
+
+    def _publish_properties(
+        self, expiry_s: float | None, response_topic: str | None, correlation: bytes | None
+    ) -> Properties | None:
+        if self.settings.protocol != "5" or (expiry_s, response_topic, correlation) == (
+            None, None, None,
+        ):
+            return None
+        props = Properties(PacketTypes.PUBLISH)
+        if expiry_s is not None:
+            props.MessageExpiryInterval = max(1, round(expiry_s))
+        if response_topic is not None:
+            props.ResponseTopic = response_topic
+        if correlation is not None:
+            props.CorrelationData = correlation
+        return props
+
+
+def _encode(payload: PayloadLike) -> bytes:
+    if isinstance(payload, Payload):
+        return payload.to_json()
+    return payload.encode() if isinstance(payload, str) else payload
+
+
+def _to_inbound(message: aiomqtt.Message) -> Inbound:
+    props = message.properties
+    payload = message.payload
+    data = payload if isinstance(payload, bytes) else str(payload or "").encode()
+    return Inbound(
+        topic=message.topic.value,
+        payload=data,
+        qos=message.qos,
+        retain=message.retain,
+        response_topic=getattr(props, "ResponseTopic", None),
+        correlation_data=getattr(props, "CorrelationData", None),
+        user_properties=tuple(getattr(props, "UserProperty", ()) or ()),
+    )
+
+
+def _refused(code: object) -> bool:
+    value = getattr(code, "value", code)
+    return isinstance(value, int) and value >= 0x80
+
+
+def _log_failed_subscribe(task: asyncio.Task[object]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("live subscribe failed: %s", task.exception())

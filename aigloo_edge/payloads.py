@@ -1,0 +1,385 @@
+"""Wire models for every JSON payload in the topic contract.
+
+Network payloads are tolerant (unknown keys are ignored, so newer senders do not break older
+readers) but strict on types and ranges (no string-to-number coercion, no NaN/inf). Every JSON
+payload carries `v` (schema version) and `ts` (Unix seconds). Units are SI: °C, W, Wh, %, bytes.
+Commands also accept a plain value (`sleep`) as well as JSON (`{"state": "sleep"}`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, ClassVar, Final, Literal, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from aigloo_edge.errors import PayloadError
+
+SCHEMA_VERSION: Final = 1
+
+Pct = Annotated[float, Field(ge=0, le=100)]
+Watts = Annotated[float, Field(ge=0, le=100_000)]
+Celsius = Annotated[float, Field(ge=-80, le=250)]
+Seconds = Annotated[float, Field(ge=0)]
+Bytes = Annotated[int, Field(ge=0)]
+Id = Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,64}$")]
+RequestId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+AVAILABILITY_ONLINE: Final = "online"
+AVAILABILITY_OFFLINE: Final = "offline"
+Availability = Literal["online", "offline"]
+
+
+def now() -> float:
+    """Wall-clock Unix seconds, the `ts` of every payload."""
+    return time.time()
+
+
+class Payload(BaseModel):
+    """Base of every JSON payload: version, timestamp, tolerant of extra keys, strict types."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False, frozen=True)
+
+    v: int = Field(default=SCHEMA_VERSION, ge=1, description="payload schema version")
+    ts: float = Field(default_factory=now, ge=0, description="Unix seconds when produced")
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Self:
+        """Parse and validate; every failure is a PayloadError with a readable reason."""
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            raise PayloadError(describe_validation_error(exc)) from exc
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem, `field: reason`, without echoing the offending input."""
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "payload"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+# --- nodes ---------------------------------------------------------------------------------
+
+Role = Literal["studio", "mbp", "mini", "air", "other"]
+ThermalPressure = Literal["nominal", "moderate", "heavy", "trapping", "sleeping", "unknown"]
+
+
+class NodeInfo(Payload):
+    """Retained description of a node; republished whenever it changes."""
+
+    node: Id
+    role: Role
+    hostname: str
+    hardware: str = Field(description="model and chip, e.g. 'Mac Studio (M3 Ultra)'")
+    os: str
+    os_version: str
+    version: str = Field(description="aigloo-edge version the agent runs")
+    cpu_cores: int = Field(ge=1)
+    memory_bytes: Bytes
+    components: list[str] = Field(default_factory=list)
+    models: list[str] = Field(default_factory=list, description="inference models served")
+
+
+class DiskUsage(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False, frozen=True)
+    mount: str
+    used_bytes: Bytes
+    total_bytes: Bytes
+    used_pct: Pct
+
+
+class NodeBattery(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False, frozen=True)
+    soc_pct: Pct
+    plugged: bool
+    remaining_s: Seconds | None = None
+
+
+class NodePower(BaseModel):
+    """Apple-silicon power rails in watts (powermetrics or macmon), any of which may be absent."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False, frozen=True)
+    cpu_w: Watts | None = None
+    gpu_w: Watts | None = None
+    ane_w: Watts | None = None
+    package_w: Watts | None = None
+    system_w: Watts | None = None
+
+
+class NodeTelemetry(Payload):
+    """Periodic node readings; retained with a message expiry of about three intervals."""
+
+    node: Id
+    cpu_pct: Pct
+    cpu_per_core_pct: list[Pct] = Field(default_factory=list)
+    load_avg: tuple[float, float, float] | None = None
+    memory_used_bytes: Bytes
+    memory_available_bytes: Bytes
+    memory_pct: Pct
+    swap_used_bytes: Bytes | None = None
+    disks: list[DiskUsage] = Field(default_factory=list)
+    net_rx_bps: float | None = Field(default=None, ge=0)
+    net_tx_bps: float | None = Field(default=None, ge=0)
+    battery: NodeBattery | None = None
+    temperatures_c: dict[str, Celsius] = Field(default_factory=dict)
+    fans_rpm: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    power: NodePower | None = None
+    gpu_pct: Pct | None = None
+    thermal_pressure: ThermalPressure | None = None
+    uptime_s: Seconds | None = None
+    process_count: int | None = Field(default=None, ge=0)
+    infer_queue: int | None = Field(default=None, ge=0)
+
+
+PowerStateValue = Literal["awake", "sleeping", "waking"]
+
+
+class PowerState(Payload):
+    state: PowerStateValue
+    reason: str | None = None
+
+
+# --- commands (plain value or JSON) ---------------------------------------------------------
+
+CommandT = TypeVar("CommandT", bound="Command")
+
+
+class Command(Payload):
+    """A command: accepts a bare value for its `plain_field` or a JSON object.
+
+    A request id, when given, lets actuators stay idempotent across redeliveries.
+    """
+
+    plain_field: ClassVar[str]
+    id: RequestId | None = None
+
+    @classmethod
+    def parse(cls, raw: bytes | str) -> Self:
+        try:
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError as exc:
+            raise PayloadError("payload is not UTF-8 text") from exc
+        stripped = text.strip()
+        if stripped.startswith("{"):
+            return cls.from_json(stripped)
+        try:
+            return cls.model_validate({cls.plain_field: stripped.strip('"')})
+        except ValidationError as exc:
+            raise PayloadError(describe_validation_error(exc)) from exc
+
+
+class PowerCommand(Command):
+    plain_field: ClassVar[str] = "state"
+    state: Literal["sleep", "wake"]
+
+
+class OutputCommand(Command):
+    plain_field: ClassVar[str] = "state"
+    state: Literal["on", "off"]
+
+
+FanProfile = Literal["off", "quiet", "normal", "max"]
+
+
+class FanProfileCommand(Command):
+    plain_field: ClassVar[str] = "profile"
+    profile: FanProfile
+
+
+class RuleCommand(Command):
+    plain_field: ClassVar[str] = "action"
+    action: Literal["enable", "disable"]
+
+
+# --- inference ------------------------------------------------------------------------------
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = Field(max_length=200_000)
+
+
+class InferRequest(Payload):
+    """A request to a worker or to the cluster. Exactly one of `messages`, `prompt` is set."""
+
+    id: RequestId
+    client: Id = "anon"
+    model: str = Field(min_length=1, max_length=200)
+    messages: list[ChatMessage] | None = Field(default=None, min_length=1)
+    prompt: str | None = Field(default=None, max_length=200_000)
+    max_tokens: int = Field(default=256, ge=1, le=32_768)
+    temperature: float = Field(default=0.0, ge=0, le=5)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    stream: bool = True
+    deadline: float | None = Field(default=None, ge=0, description="Unix seconds")
+    reply_to: str | None = Field(default=None, max_length=512)
+
+    @model_validator(mode="after")
+    def _one_input(self) -> Self:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("give exactly one of 'messages' or 'prompt'")
+        return self
+
+
+class InferChunk(Payload):
+    type: Literal["chunk"] = "chunk"
+    id: RequestId
+    seq: int = Field(ge=0)
+    text: str
+
+
+class InferError(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+    code: Literal["busy", "timeout", "cancelled", "bad_request", "no_worker", "engine", "internal"]
+    message: str
+
+
+class InferFinal(Payload):
+    type: Literal["final"] = "final"
+    id: RequestId
+    seq: int = Field(ge=0, description="one past the last chunk's seq")
+    ok: bool
+    text: str = ""
+    model: str | None = None
+    node: Id | None = None
+    finish_reason: Literal["stop", "length", "cancelled", "error"] | None = None
+    prompt_tokens: int | None = Field(default=None, ge=0)
+    completion_tokens: int | None = Field(default=None, ge=0)
+    ttft_s: Seconds | None = None
+    tokens_per_s: float | None = Field(default=None, ge=0)
+    error: InferError | None = None
+
+
+InferReply = Annotated[InferChunk | InferFinal, Field(discriminator="type")]
+INFER_REPLY_ADAPTER: Final[TypeAdapter[InferChunk | InferFinal]] = TypeAdapter(InferReply)
+
+
+class InferCancel(Payload):
+    id: RequestId
+
+
+# --- power station, environment, fans -------------------------------------------------------
+
+
+class Outputs(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+    ac: bool | None = None
+    dc: bool | None = None
+    usb: bool | None = None
+
+
+class Battery(Payload):
+    soc_pct: Pct
+    watts_in: Watts
+    watts_out: Watts
+    remaining_min: float | None = Field(default=None, ge=0)
+    capacity_wh: float | None = Field(default=None, gt=0)
+    outputs: Outputs = Field(default_factory=Outputs)
+    source: Literal["ecoflow_ble", "ecoflow_cloud", "mqtt_map", "twin"]
+
+
+class Solar(Payload):
+    watts: Watts
+    source: str | None = None
+
+
+class Climate(Payload):
+    probe: Id
+    temperature_c: Celsius
+    humidity_pct: Pct | None = None
+    battery_pct: Pct | None = None
+    rssi_dbm: float | None = Field(default=None, ge=-150, le=20)
+    stale: bool = False
+
+
+class FanProfileState(Payload):
+    profile: FanProfile
+    duty_pct: Pct
+
+
+# --- rules and bridge -----------------------------------------------------------------------
+
+Scalar = float | bool | str | None
+
+
+class RuleState(Payload):
+    rule: Id
+    enabled: bool
+    active: bool
+    since: float | None = None
+    last_fired: float | None = None
+    why: str | None = None
+
+
+class RuleEvent(Payload):
+    rule: Id
+    kind: Literal["fired", "released", "suppressed", "stale"]
+    why: str
+    values: dict[str, Scalar] = Field(default_factory=dict)
+    set: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class BridgeRejected(Payload):
+    """A rate-limited report of rejected input: the latest case and the counts behind it."""
+
+    component: Id
+    topic: str
+    reason: str
+    kind: Literal["invalid", "handler_error", "unknown_topic"]
+    total: int = Field(ge=1, description="rejections since the component started")
+    suppressed: int = Field(ge=0, description="rejections not reported one by one")
+
+
+class BridgeHealth(Payload):
+    component: Id
+    version: str
+    started: float
+    received: int = Field(ge=0)
+    rejected: int = Field(ge=0)
+    reconnects: int = Field(ge=0)
+
+
+# --- schema export --------------------------------------------------------------------------
+
+SCHEMA_MODELS: Final[dict[str, type[BaseModel]]] = {
+    "NodeInfo": NodeInfo,
+    "NodeTelemetry": NodeTelemetry,
+    "PowerState": PowerState,
+    "PowerCommand": PowerCommand,
+    "InferRequest": InferRequest,
+    "InferChunk": InferChunk,
+    "InferFinal": InferFinal,
+    "InferCancel": InferCancel,
+    "Battery": Battery,
+    "Solar": Solar,
+    "OutputCommand": OutputCommand,
+    "Climate": Climate,
+    "FanProfileState": FanProfileState,
+    "FanProfileCommand": FanProfileCommand,
+    "RuleState": RuleState,
+    "RuleCommand": RuleCommand,
+    "RuleEvent": RuleEvent,
+    "BridgeHealth": BridgeHealth,
+    "BridgeRejected": BridgeRejected,
+}
+
+
+def json_schemas() -> dict[str, str]:
+    """File name → JSON Schema text for every wire model, for app developers."""
+    files: dict[str, str] = {}
+    for name, model in SCHEMA_MODELS.items():
+        schema = model.model_json_schema(mode="validation")
+        schema["$id"] = f"https://aigloo.invalid/schemas/v{SCHEMA_VERSION}/{name}.json"
+        files[f"{name}.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    reply = INFER_REPLY_ADAPTER.json_schema(mode="validation")
+    reply["title"] = "InferReply"
+    files["InferReply.json"] = json.dumps(reply, indent=2, sort_keys=True) + "\n"
+    return files

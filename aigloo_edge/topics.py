@@ -1,0 +1,273 @@
+"""The topic contract (v1): every topic in the project is built or matched here, nowhere else.
+
+Each topic is a `TopicSpec`: a template such as ``{base}/nodes/{node}/telemetry``, whether it is
+retained, and the payload it carries. `Topics` binds the specs to one base topic (``aigloo`` by
+default; a fleet uses e.g. ``sites/north/aigloo``) and offers one builder per topic plus `match`.
+`docs/topics.md` documents the same table; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from aigloo_edge.errors import TopicError
+
+_ID_PATTERN: Final = re.compile(r"[a-z0-9_-]{1,64}")
+_PLACEHOLDER: Final = re.compile(r"\{(\w+)\}")
+DEFAULT_BASE: Final = "aigloo"
+DEFAULT_DISCOVERY_PREFIX: Final = "homeassistant"
+
+
+class Retain(StrEnum):
+    """How a topic's messages are kept by the broker."""
+
+    YES = "yes"
+    NO = "no"
+    EXPIRING = "yes, with message expiry"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """One row of the topic contract."""
+
+    name: str
+    template: str
+    retain: Retain
+    payload: str
+    summary: str
+
+    @property
+    def placeholders(self) -> tuple[str, ...]:
+        return tuple(_PLACEHOLDER.findall(self.template))
+
+
+def _spec(name: str, template: str, retain: Retain, payload: str, summary: str) -> TopicSpec:
+    return TopicSpec(name, template, retain, payload, summary)
+
+
+R = Retain
+SPECS: Final[tuple[TopicSpec, ...]] = (
+    _spec("node_availability", "{base}/nodes/{node}/availability", R.YES, "availability",
+          "`online` / `offline` (the agent's last will)"),
+    _spec("node_info", "{base}/nodes/{node}/info", R.YES, "NodeInfo",
+          "role, hardware, OS, version, inference models, memory"),
+    _spec("node_telemetry", "{base}/nodes/{node}/telemetry", R.EXPIRING, "NodeTelemetry",
+          "cpu, memory, disk, net, battery, temperatures, power, thermal pressure, load"),
+    _spec("node_power", "{base}/nodes/{node}/power", R.YES, "PowerState",
+          "`awake` / `sleeping` / `waking`"),
+    _spec("node_power_set", "{base}/nodes/{node}/power/set", R.NO, "PowerCommand",
+          "`sleep` / `wake`"),
+    _spec("node_infer", "{base}/nodes/{node}/infer", R.NO, "InferRequest",
+          "an inference request for that node's worker"),
+    _spec("infer_request", "{base}/infer/request", R.NO, "InferRequest",
+          "an inference request for the cluster (the dispatcher)"),
+    _spec("infer_reply", "{base}/infer/reply/{client}/{request}", R.NO, "InferReply",
+          "stream chunks, then exactly one final message"),
+    _spec("infer_cancel", "{base}/infer/cancel", R.NO, "InferCancel", "`{id}` of a request"),
+    _spec("battery", "{base}/power/battery", R.YES, "Battery",
+          "SoC %, watts in/out, remaining minutes, outputs, source"),
+    _spec("solar", "{base}/power/solar", R.YES, "Solar", "solar input watts"),
+    _spec("power_output_set", "{base}/power/{output}/set", R.NO, "OutputCommand",
+          "`on` / `off` for a station output (`ac`, `dc`)"),
+    _spec("env_climate", "{base}/env/{probe}/climate", R.YES, "Climate",
+          "temperature °C, humidity %, sensor battery %, RSSI"),
+    _spec("fans_profile", "{base}/fans/profile", R.YES, "FanProfileState",
+          "`off` / `quiet` / `normal` / `max` and duty %"),
+    _spec("fans_profile_set", "{base}/fans/profile/set", R.NO, "FanProfileCommand",
+          "a fan profile to apply"),
+    _spec("rule_state", "{base}/rules/{rule}/state", R.YES, "RuleState",
+          "enabled, active, since, last fired, why"),
+    _spec("rule_set", "{base}/rules/{rule}/set", R.NO, "RuleCommand", "`enable` / `disable`"),
+    _spec("rules_events", "{base}/rules/events", R.NO, "RuleEvent",
+          "every firing and release, with the values that caused it"),
+    _spec("bridge_availability", "{base}/bridge/{component}/availability", R.YES,
+          "availability", "`online` / `offline` of a component that is not a node"),
+    _spec("bridge_health", "{base}/bridge/{component}/health", R.YES, "BridgeHealth",
+          "version, uptime, counters of a component's session"),
+    _spec("bridge_rejected", "{base}/bridge/{component}/rejected", R.NO, "BridgeRejected",
+          "rejected inputs: topic, reason, counts (rate-limited)"),
+    _spec("hass_device_config", "{discovery}/device/aigloo_{device}/config", R.YES,
+          "HA discovery", "Home Assistant device discovery"),
+)
+SPEC_BY_NAME: Final = {spec.name: spec for spec in SPECS}
+
+
+def validate_id(kind: str, value: str) -> str:
+    """Return `value` if it is a valid id (``[a-z0-9_-]``, 1-64 chars), else raise TopicError."""
+    if not isinstance(value, str) or not _ID_PATTERN.fullmatch(value):
+        raise TopicError(
+            f"invalid {kind} id {value!r}: use 1-64 characters from a-z, 0-9, '_' and '-'"
+        )
+    return value
+
+
+def validate_base(base: str, *, what: str = "base topic") -> str:
+    """Return `base` if it is a usable topic prefix: non-empty levels, no wildcards, no `$`."""
+    levels = base.split("/")
+    if not base or any(not level for level in levels):
+        raise TopicError(f"invalid {what} {base!r}: levels must be non-empty (no leading, "
+                         "trailing or double '/')")
+    if any(ch in base for ch in "+#\x00") or base.startswith("$"):
+        raise TopicError(f"invalid {what} {base!r}: no wildcards ('+', '#'), NUL or leading '$'")
+    return base
+
+
+@dataclass(frozen=True, slots=True)
+class TopicMatch:
+    """A concrete topic recognised as one row of the contract, with its ids."""
+
+    spec: TopicSpec
+    params: dict[str, str]
+
+
+class Topics:
+    """The contract bound to one base topic and one Home Assistant discovery prefix."""
+
+    def __init__(
+        self, base: str = DEFAULT_BASE, discovery_prefix: str = DEFAULT_DISCOVERY_PREFIX
+    ) -> None:
+        self.base = validate_base(base)
+        self.discovery_prefix = validate_base(discovery_prefix, what="discovery prefix")
+
+    def __repr__(self) -> str:
+        return f"Topics(base={self.base!r})"
+
+    def build(self, name: str, **ids: str) -> str:
+        """Build the topic `name` from SPECS with every placeholder's id validated."""
+        spec = SPEC_BY_NAME[name]
+        expected = set(spec.placeholders) - {"base", "discovery"}
+        if set(ids) != expected:
+            raise TopicError(f"topic {name} takes ids {sorted(expected)}, got {sorted(ids)}")
+        values = {key: validate_id(key, value) for key, value in ids.items()}
+        return spec.template.format(base=self.base, discovery=self.discovery_prefix, **values)
+
+    def filter(self, name: str, **ids: str) -> str:
+        """A subscription filter for `name`: ids given are fixed, the others become `+`."""
+        spec = SPEC_BY_NAME[name]
+        values = {
+            key: validate_id(key, ids[key]) if key in ids else "+"
+            for key in spec.placeholders
+            if key not in ("base", "discovery")
+        }
+        return spec.template.format(base=self.base, discovery=self.discovery_prefix, **values)
+
+    def all(self) -> str:
+        """The filter for every topic under the base."""
+        return f"{self.base}/#"
+
+    def match(self, topic: str) -> TopicMatch | None:
+        """Recognise a concrete topic as a contract row, or None if it is not one."""
+        levels = topic.split("/")
+        for spec in SPECS:
+            params = self._match_levels(spec, levels)
+            if params is not None:
+                return TopicMatch(spec, params)
+        return None
+
+    def _match_levels(self, spec: TopicSpec, levels: list[str]) -> dict[str, str] | None:
+        prefix = {"base": self.base, "discovery": self.discovery_prefix}
+        pattern = spec.template.format_map(_KeepPlaceholders(prefix)).split("/")
+        if len(pattern) != len(levels):
+            return None
+        params: dict[str, str] = {}
+        for want, got in zip(pattern, levels, strict=True):
+            found = _match_level(want, got)
+            if found is None:
+                return None
+            params.update(found)
+        return params
+
+    # Typed builders, one per row, so call sites read like the contract.
+    def node_availability(self, node: str) -> str:
+        return self.build("node_availability", node=node)
+
+    def node_info(self, node: str) -> str:
+        return self.build("node_info", node=node)
+
+    def node_telemetry(self, node: str) -> str:
+        return self.build("node_telemetry", node=node)
+
+    def node_power(self, node: str) -> str:
+        return self.build("node_power", node=node)
+
+    def node_power_set(self, node: str) -> str:
+        return self.build("node_power_set", node=node)
+
+    def node_infer(self, node: str) -> str:
+        return self.build("node_infer", node=node)
+
+    def infer_request(self) -> str:
+        return self.build("infer_request")
+
+    def infer_reply(self, client: str, request: str) -> str:
+        return self.build("infer_reply", client=client, request=request)
+
+    def infer_cancel(self) -> str:
+        return self.build("infer_cancel")
+
+    def battery(self) -> str:
+        return self.build("battery")
+
+    def solar(self) -> str:
+        return self.build("solar")
+
+    def power_output_set(self, output: str) -> str:
+        return self.build("power_output_set", output=output)
+
+    def env_climate(self, probe: str) -> str:
+        return self.build("env_climate", probe=probe)
+
+    def fans_profile(self) -> str:
+        return self.build("fans_profile")
+
+    def fans_profile_set(self) -> str:
+        return self.build("fans_profile_set")
+
+    def rule_state(self, rule: str) -> str:
+        return self.build("rule_state", rule=rule)
+
+    def rule_set(self, rule: str) -> str:
+        return self.build("rule_set", rule=rule)
+
+    def rules_events(self) -> str:
+        return self.build("rules_events")
+
+    def bridge_availability(self, component: str) -> str:
+        return self.build("bridge_availability", component=component)
+
+    def bridge_health(self, component: str) -> str:
+        return self.build("bridge_health", component=component)
+
+    def bridge_rejected(self, component: str) -> str:
+        return self.build("bridge_rejected", component=component)
+
+    def hass_device_config(self, device: str) -> str:
+        return self.build("hass_device_config", device=device)
+
+    def hass_status(self) -> str:
+        """Home Assistant's own birth/last-will topic (not ours, so not in SPECS)."""
+        return f"{self.discovery_prefix}/status"
+
+
+class _KeepPlaceholders(dict[str, str]):
+    """format_map helper: fills the prefixes and leaves id placeholders as `{name}`."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _match_level(pattern: str, level: str) -> dict[str, str] | None:
+    """Match one topic level against a pattern level such as `aigloo_{device}`."""
+    found = _PLACEHOLDER.search(pattern)
+    if found is None:
+        return {} if pattern == level else None
+    head, tail = pattern[: found.start()], pattern[found.end() :]
+    if not (level.startswith(head) and level.endswith(tail)):
+        return None
+    value = level[len(head) : len(level) - len(tail)]
+    if not _ID_PATTERN.fullmatch(value):
+        return None
+    return {found.group(1): value}
