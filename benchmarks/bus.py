@@ -1,0 +1,691 @@
+"""MQTT bus benchmark: our `Session` against raw paho-mqtt, on one private Mosquitto.
+
+One run starts a fresh broker (`init_broker` credentials and ACL, the project's mosquitto.conf via
+`prepare()`, free loopback ports), connects every client as `admin`, and measures:
+
+Round trip (request -> echo -> reply), N sequential requests after a warm-up; p50/p99/mean in us.
+  * session: two `Session`s in this event loop. The echo is a `route` handler that awaits
+    `publish` of the payload to the reply topic; the client awaits `publish` (at QoS 1 that
+    means until the PUBACK) and then a future its reply route resolves.
+  * paho: two paho clients (MQTT v5, VERSION2 callbacks, `loop_start` network threads). The echo
+    republishes from `on_message`; the client publishes and waits on a `threading.Event`.
+
+One-way throughput: a publisher sends M messages of PAYLOAD_BYTES to one topic, a receiver
+counts them; msg/s from the first publish to the last receipt, median of R repeats, with any
+messages the broker dropped reported as `lost` (such a figure is not valid).
+  * session (gather): `Session.publish` calls issued concurrently, `asyncio.gather` per batch.
+  * session (sequential): each `Session.publish` awaited before the next.
+  * paho: `publish` in a plain loop (it only queues), then wait until the receiver has M.
+
+Both at QoS 1 (the Session default) and QoS 0. Publisher, receiver and echo all live in this one
+Python process, as in a component; Mosquitto is the only other process.
+
+    .venv/bin/python benchmarks/bus.py [--quick] [--write-docs]
+
+`--write-docs` replaces the "## MQTT bus (benchmarks/bus.py)" section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import importlib.metadata
+import logging
+import math
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from aigloo_edge.broker.run import mosquitto_binary, prepare
+from aigloo_edge.broker.setup import init_broker
+from aigloo_edge.mqtt.message import Inbound
+from aigloo_edge.mqtt.session import Session
+from aigloo_edge.mqtt.settings import Credentials
+
+HOST: Final = "127.0.0.1"
+BENCH_USER: Final = "admin"  # may read and write every topic
+PAYLOAD_BYTES: Final = 100
+GATHER_BATCH: Final = 100
+CONNECT_TIMEOUT_S: Final = 10.0
+REPLY_TIMEOUT_S: Final = 5.0
+IDLE_TIMEOUT_S: Final = 3.0  # a throughput receiver that sees nothing for this long is done
+GOAL_P50_RATIO: Final = 1.2
+GOAL_THROUGHPUT_RATIO: Final = 0.8
+DOCS_HEADING: Final = "## MQTT bus (benchmarks/bus.py)"
+DOCS_INTRO: Final = "# Benchmarks — every figure with the command that produced it\n"
+DOCS_PATH: Final = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
+log = logging.getLogger("benchmarks.bus")
+
+
+@dataclass(frozen=True)
+class Config:
+    round_trips: int
+    warmup: int
+    messages: int
+    repeats: int
+
+
+FULL: Final = Config(round_trips=2000, warmup=200, messages=20000, repeats=3)
+QUICK: Final = Config(round_trips=200, warmup=20, messages=2000, repeats=1)
+
+
+def bench_topic(run_id: str, *levels: str) -> str:
+    """A bench-only topic (never part of the topic contract): aigloo/bench/<run>/<levels>."""
+    return "/".join(("aigloo", "bench", run_id, *levels))
+
+
+def payload(seq: int, size: int = PAYLOAD_BYTES) -> bytes:
+    """`size` bytes that start with the sequence number, so a reply can be checked."""
+    return f"{seq:010d}".encode().ljust(size, b".")
+
+
+# --- broker ----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"mosquitto exited with code {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"mosquitto did not accept connections on {HOST}:{port} in {timeout}s")
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextlib.contextmanager
+def running_broker() -> Iterator[Credentials]:
+    """A throwaway broker directory and Mosquitto process, stopped (and removed) on exit."""
+    with tempfile.TemporaryDirectory(prefix="aigloo-bench-") as tmp:
+        directory = Path(tmp)
+        ports = {"mqtt": free_port(), "websockets": free_port(), "tls": free_port()}
+        creds = init_broker(directory, host=HOST, ports=ports)
+        argv = prepare(directory)
+        with (directory / "mosquitto.log").open("wb") as log_file:
+            process = subprocess.Popen(argv, cwd=directory, stdout=log_file, stderr=log_file)
+            try:
+                wait_for_port(creds.ports["mqtt"], process, CONNECT_TIMEOUT_S)
+                yield creds
+            finally:
+                stop_process(process)
+
+
+def mosquitto_version() -> str:
+    result = subprocess.run([mosquitto_binary(), "-h"], capture_output=True, text=True, check=False)
+    first = (result.stdout or result.stderr).splitlines()[:1]
+    return first[0].removeprefix("mosquitto version ").strip() if first else "unknown"
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of already sorted values."""
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    client: str
+    qos: int
+    samples_us: list[float]
+
+    @property
+    def p50(self) -> float:
+        return percentile(sorted(self.samples_us), 0.50)
+
+    @property
+    def p99(self) -> float:
+        return percentile(sorted(self.samples_us), 0.99)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.samples_us)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One throughput run: how many arrived, and the time from first publish to last receipt."""
+
+    received: int
+    expected: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.received / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class Throughput:
+    publisher: str
+    qos: int
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(run.rate for run in self.runs)
+
+    @property
+    def lost(self) -> int:
+        return sum(run.expected - run.received for run in self.runs)
+
+
+# --- Session side ----------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def connected(*sessions: Session) -> AsyncIterator[None]:
+    """Run each session in a background task until the block ends; wait until all connect."""
+    tasks = [asyncio.create_task(session.run()) for session in sessions]
+    try:
+        for session in sessions:
+            await session.wait_connected(CONNECT_TIMEOUT_S)
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+class ReplySlot:
+    """The one outstanding reply of a sequential requester."""
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[bytes] | None = None
+
+    def expect(self) -> asyncio.Future[bytes]:
+        self.future = asyncio.get_running_loop().create_future()
+        return self.future
+
+    async def deliver(self, message: Inbound) -> None:
+        if self.future is not None and not self.future.done():
+            self.future.set_result(message.payload)
+
+
+async def session_round_trip(creds: Credentials, run_id: str, qos: int, cfg: Config) -> RoundTrip:
+    settings = creds.settings_for(BENCH_USER)
+    request, reply = (
+        bench_topic(run_id, f"rt-s{qos}", "req"),
+        bench_topic(run_id, f"rt-s{qos}", "rep"),
+    )
+    echo = Session(settings, component="bench-echo")
+    client = Session(settings, component="bench-client")
+
+    async def on_request(message: Inbound) -> None:
+        await echo.publish(reply, message.payload, qos=qos)
+
+    slot = ReplySlot()
+    echo.route(request, on_request, qos=qos)
+    client.route(reply, slot.deliver, qos=qos)
+    async with connected(echo, client):
+        samples = [await _session_request(client, slot, request, i, qos) for i in _seqs(cfg)]
+    return RoundTrip("session", qos, samples[cfg.warmup :])
+
+
+async def _session_request(
+    client: Session, slot: ReplySlot, topic: str, seq: int, qos: int
+) -> float:
+    data = payload(seq)
+    future = slot.expect()
+    started = time.perf_counter_ns()
+    async with asyncio.timeout(REPLY_TIMEOUT_S):
+        await client.publish(topic, data, qos=qos)
+        answer = await future
+    elapsed_us = (time.perf_counter_ns() - started) / 1000
+    if answer != data:
+        raise RuntimeError(f"session round trip {seq}: wrong reply {answer[:16]!r}")
+    return elapsed_us
+
+
+class Counter:
+    """Counts received messages; notes when the last one arrived."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.count = 0
+        self.last_ns = 0
+        self.done = asyncio.Event()
+
+    async def hit(self, _message: Inbound) -> None:
+        self.count += 1
+        self.last_ns = time.perf_counter_ns()
+        if self.count >= self.expected:
+            self.done.set()
+
+    async def wait(self) -> None:
+        """Until all arrived, or nothing more arrived for IDLE_TIMEOUT_S (the rest is lost)."""
+        seen = -1
+        while self.count != seen and not self.done.is_set():
+            seen = self.count
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(IDLE_TIMEOUT_S):
+                    await self.done.wait()
+
+
+async def session_throughput(
+    creds: Credentials, topic: str, qos: int, messages: int, *, gather: bool
+) -> Run:
+    settings = creds.settings_for(BENCH_USER)
+    publisher = Session(settings, component="bench-pub")
+    receiver = Session(settings, component="bench-sub")
+    counter = Counter(messages)
+    receiver.route(topic, counter.hit, qos=qos)
+    data = payload(0)
+    async with connected(publisher, receiver):
+        started = time.perf_counter_ns()
+        if gather:
+            await _publish_batches(publisher, topic, data, qos, messages)
+        else:
+            for _ in range(messages):
+                await publisher.publish(topic, data, qos=qos)
+        await counter.wait()
+    return Run(counter.count, messages, (counter.last_ns - started) / 1e9)
+
+
+async def _publish_batches(
+    session: Session, topic: str, data: bytes, qos: int, messages: int
+) -> None:
+    for start in range(0, messages, GATHER_BATCH):
+        size = min(GATHER_BATCH, messages - start)
+        await asyncio.gather(*(session.publish(topic, data, qos=qos) for _ in range(size)))
+
+
+# --- raw paho side ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def paho_client(creds: Credentials, name: str) -> Iterator[paho.Client]:
+    """A connected paho client (MQTT v5, own network thread); disconnected on exit."""
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"{name}-{uuid.uuid4().hex[:10]}",
+        protocol=paho.MQTTv5,
+    )
+    client.username_pw_set(BENCH_USER, creds.password_for(BENCH_USER))
+    ready = threading.Event()
+
+    def on_connect(
+        _c: paho.Client, _u: object, _f: paho.ConnectFlags, rc: ReasonCode, _p: Properties | None
+    ) -> None:
+        if not rc.is_failure:
+            ready.set()
+
+    client.on_connect = on_connect
+    client.connect(HOST, creds.ports["mqtt"])
+    client.loop_start()
+    try:
+        if not ready.wait(CONNECT_TIMEOUT_S):
+            raise RuntimeError(f"paho client {name} did not connect")
+        yield client
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def paho_subscribe(client: paho.Client, topic: str, qos: int) -> None:
+    """Subscribe and wait for the SUBACK."""
+    acked = threading.Event()
+
+    def on_subscribe(
+        _c: paho.Client, _u: object, _m: int, _rc: list[ReasonCode], _p: Properties | None
+    ) -> None:
+        acked.set()
+
+    client.on_subscribe = on_subscribe
+    client.subscribe(topic, qos)
+    if not acked.wait(CONNECT_TIMEOUT_S):
+        raise RuntimeError(f"no SUBACK for {topic}")
+
+
+class PahoReply:
+    """The one outstanding reply of the sequential paho requester (set on its network thread)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.payload: bytes | bytearray = b""
+
+    def on_message(self, _c: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
+        self.payload = message.payload
+        self.event.set()
+
+
+def paho_round_trip(creds: Credentials, run_id: str, qos: int, cfg: Config) -> RoundTrip:
+    request, reply = (
+        bench_topic(run_id, f"rt-p{qos}", "req"),
+        bench_topic(run_id, f"rt-p{qos}", "rep"),
+    )
+
+    def echo_message(echo: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
+        echo.publish(reply, message.payload, qos)
+
+    answer = PahoReply()
+    with paho_client(creds, "bench-echo") as echo, paho_client(creds, "bench-client") as client:
+        echo.on_message = echo_message
+        client.on_message = answer.on_message
+        paho_subscribe(echo, request, qos)
+        paho_subscribe(client, reply, qos)
+        samples = [_paho_request(client, answer, request, i, qos) for i in _seqs(cfg)]
+    return RoundTrip("paho", qos, samples[cfg.warmup :])
+
+
+def _paho_request(client: paho.Client, answer: PahoReply, topic: str, seq: int, qos: int) -> float:
+    data = payload(seq)
+    answer.event.clear()
+    started = time.perf_counter_ns()
+    client.publish(topic, data, qos)
+    if not answer.event.wait(REPLY_TIMEOUT_S):
+        raise RuntimeError(f"paho round trip {seq}: no reply in {REPLY_TIMEOUT_S}s")
+    elapsed_us = (time.perf_counter_ns() - started) / 1000
+    if answer.payload != data:
+        raise RuntimeError(f"paho round trip {seq}: wrong reply {answer.payload[:16]!r}")
+    return elapsed_us
+
+
+class PahoCounter:
+    """Counts messages on the receiver's network thread."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.count = 0
+        self.last_ns = 0
+        self.done = threading.Event()
+
+    def on_message(self, _c: paho.Client, _u: object, _m: paho.MQTTMessage) -> None:
+        self.count += 1
+        self.last_ns = time.perf_counter_ns()
+        if self.count >= self.expected:
+            self.done.set()
+
+    def wait(self) -> None:
+        seen = -1
+        while self.count != seen and not self.done.is_set():
+            seen = self.count
+            self.done.wait(IDLE_TIMEOUT_S)
+
+
+def paho_throughput(creds: Credentials, topic: str, qos: int, messages: int) -> Run:
+    counter = PahoCounter(messages)
+    data = payload(0)
+    with paho_client(creds, "bench-sub") as receiver, paho_client(creds, "bench-pub") as sender:
+        receiver.on_message = counter.on_message
+        paho_subscribe(receiver, topic, qos)
+        started = time.perf_counter_ns()
+        for _ in range(messages):
+            sender.publish(topic, data, qos)
+        counter.wait()
+    return Run(counter.count, messages, (counter.last_ns - started) / 1e9)
+
+
+def _seqs(cfg: Config) -> range:
+    return range(cfg.warmup + cfg.round_trips)
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    cfg: Config
+    round_trips: list[RoundTrip] = field(default_factory=list)
+    throughputs: dict[tuple[str, int], Throughput] = field(default_factory=dict)
+
+    def round_trip(self, client: str, qos: int) -> RoundTrip:
+        return next(r for r in self.round_trips if (r.client, r.qos) == (client, qos))
+
+    def add_run(self, publisher: str, qos: int, run: Run) -> None:
+        self.throughputs.setdefault((publisher, qos), Throughput(publisher, qos)).runs.append(run)
+
+
+SESSION_GATHER: Final = f"session (gather, batches of {GATHER_BATCH})"
+SESSION_SEQUENTIAL: Final = "session (sequential await)"
+PAHO_LOOP: Final = "paho (publish loop)"
+QOS_LEVELS: Final = (1, 0)
+
+
+async def measure(creds: Credentials, cfg: Config) -> Results:
+    results = Results(cfg)
+    run_id = uuid.uuid4().hex[:8]
+    for qos in QOS_LEVELS:
+        log.info("round trips, QoS %d", qos)
+        results.round_trips.append(await session_round_trip(creds, run_id, qos, cfg))
+        results.round_trips.append(
+            await asyncio.to_thread(paho_round_trip, creds, run_id, qos, cfg)
+        )
+    for qos in QOS_LEVELS:
+        for repeat in range(cfg.repeats):  # interleaved, so drift hits every variant alike
+            log.info("throughput, QoS %d, repeat %d", qos, repeat + 1)
+            await _throughput_round(results, creds, bench_topic(run_id, f"tp{repeat}"), qos)
+    return results
+
+
+async def _throughput_round(results: Results, creds: Credentials, base: str, qos: int) -> None:
+    m = results.cfg.messages
+    variants: list[tuple[str, Callable[[str], Awaitable[Run]]]] = [
+        (SESSION_GATHER, lambda t: session_throughput(creds, t, qos, m, gather=True)),
+        (SESSION_SEQUENTIAL, lambda t: session_throughput(creds, t, qos, m, gather=False)),
+        (PAHO_LOOP, lambda t: asyncio.to_thread(paho_throughput, creds, t, qos, m)),
+    ]
+    for index, (name, measure_one) in enumerate(variants):
+        run = await measure_one(f"{base}/q{qos}/v{index}")
+        results.add_run(name, qos, run)
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def round_trip_table(results: Results) -> list[str]:
+    cfg = results.cfg
+    lines = [
+        f"Round trip, request -> echo -> reply, {cfg.round_trips} sequential "
+        f"(after {cfg.warmup} warm-up), {PAYLOAD_BYTES} B payload:",
+        "",
+        "| QoS | client | p50 (us) | p99 (us) | mean (us) |",
+        "|----:|--------|---------:|---------:|----------:|",
+    ]
+    lines += [
+        f"| {r.qos} | {r.client} | {r.p50:.0f} | {r.p99:.0f} | {r.mean:.0f} |"
+        for r in results.round_trips
+    ]
+    return lines
+
+
+def throughput_table(results: Results) -> list[str]:
+    cfg = results.cfg
+    lines = [
+        f"One-way throughput, {cfg.messages} messages of {PAYLOAD_BYTES} B, first publish to "
+        f"last receipt, median of {cfg.repeats}:",
+        "",
+        "| QoS | publisher | msg/s | lost |",
+        "|----:|-----------|------:|-----:|",
+    ]
+    lines += [
+        f"| {t.qos} | {t.publisher} | {t.rate:,.0f} | {t.lost} |"
+        for t in results.throughputs.values()
+    ]
+    return lines
+
+
+@dataclass(frozen=True)
+class Ratio:
+    qos: int
+    metric: str
+    value: float
+    goal: str
+    met: bool | None
+
+
+def ratios(results: Results) -> list[Ratio]:
+    out: list[Ratio] = []
+    for qos in QOS_LEVELS:
+        session, raw = results.round_trip("session", qos), results.round_trip("paho", qos)
+        p50 = session.p50 / raw.p50
+        out.append(
+            Ratio(
+                qos,
+                "round trip p50, session / paho",
+                p50,
+                f"<= {GOAL_P50_RATIO}",
+                p50 <= GOAL_P50_RATIO,
+            )
+        )
+        out.append(Ratio(qos, "round trip p99, session / paho", session.p99 / raw.p99, "-", None))
+        paho_rate = results.throughputs[(PAHO_LOOP, qos)].rate
+        for name in (SESSION_GATHER, SESSION_SEQUENTIAL):
+            value = results.throughputs[(name, qos)].rate / paho_rate
+            goal_applies = name == SESSION_GATHER
+            out.append(
+                Ratio(
+                    qos,
+                    f"throughput, {name} / paho",
+                    value,
+                    f">= {GOAL_THROUGHPUT_RATIO}" if goal_applies else "-",
+                    value >= GOAL_THROUGHPUT_RATIO if goal_applies else None,
+                )
+            )
+    return out
+
+
+def ratio_table(results: Results) -> list[str]:
+    lines = [
+        "Ratios (session / paho):",
+        "",
+        "| QoS | ratio | value | goal | met |",
+        "|----:|-------|------:|-----:|:---:|",
+    ]
+    marks = {True: "yes", False: "**no**", None: "-"}
+    lines += [
+        f"| {r.qos} | {r.metric} | {r.value:.2f} | {r.goal} | {marks[r.met]} |"
+        for r in ratios(results)
+    ]
+    return lines
+
+
+def report(results: Results) -> str:
+    parts = [round_trip_table(results), throughput_table(results), ratio_table(results)]
+    lost = sum(t.lost for t in results.throughputs.values())
+    notes = (
+        [f"**{lost} messages lost** in throughput runs: those rates are not valid."] if lost else []
+    )
+    return "\n\n".join("\n".join(part) for part in [*parts, notes] if part)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, mosquitto {mosquitto_version()}, "
+        f"aiomqtt {importlib.metadata.version('aiomqtt')}, "
+        f"paho-mqtt {importlib.metadata.version('paho-mqtt')}"
+    )
+
+
+def docs_section(results: Results, command: str) -> str:
+    today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return "\n".join(
+        [
+            DOCS_HEADING,
+            "",
+            f"Command: `{command}` (from the repository root)  ",
+            f"Date: {today}  ",
+            f"Machine: {machine()}",
+            "",
+            "Our `Session` (aiomqtt underneath) against raw paho-mqtt (own network threads), both "
+            "on one fresh Mosquitto with the project's config, MQTT v5, all clients in one Python "
+            "process. Round trip: client publishes, an echo peer republishes to a reply topic, the "
+            "client awaits the reply. Throughput: one publisher, one receiver counting. See the "
+            "script's docstring for exactly how each side publishes and waits.",
+            "",
+            report(results),
+            "",
+        ]
+    )
+
+
+def write_docs(section: str, path: Path = DOCS_PATH) -> None:
+    """Replace the section (from its heading to the next `## `) or append it."""
+    text = path.read_text() if path.exists() else DOCS_INTRO
+    start = text.find(DOCS_HEADING)
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(DOCS_HEADING))
+        rest = text[end + 1 :] if end >= 0 else ""
+        text = text[:start] + section + ("\n" + rest if rest else "")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def command_line() -> str:
+    pythonpath = os.environ.get("PYTHONPATH")
+    prefix = f"PYTHONPATH={pythonpath} " if pythonpath else ""
+    return prefix + " ".join([".venv/bin/python", "benchmarks/bus.py", *sys.argv[1:]])
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="small N and M, one repeat")
+    parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    log.setLevel(logging.INFO)
+    cfg = QUICK if args.quick else FULL
+    with running_broker() as creds:
+        results = asyncio.run(measure(creds, cfg))
+    print(report(results))
+    if args.write_docs:
+        write_docs(docs_section(results, command_line()))
+        print(f"\nwrote the section to {DOCS_PATH}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""The MQTT session against a real Mosquitto: birth/will, routing, bad input, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiomqtt
+import pytest
+
+from aigloo_edge.errors import PayloadError
+from aigloo_edge.mqtt import Inbound
+from aigloo_edge.payloads import BridgeRejected, Climate
+from tests.support.broker import RunningBroker
+from tests.support.collect import Collector
+
+
+async def test_birth_then_offline_on_clean_stop(broker: RunningBroker) -> None:
+    """A session publishes retained `online` on connect and `offline` when stopped."""
+    topic = broker.topics.bridge_availability("rules")
+    async with broker.session("admin", component="watcher") as watcher:
+        seen = Collector(watcher, topic)
+        async with broker.session("rules"):
+            assert await seen.value_on(topic) == b"online"
+        assert await seen.value_on(topic) == b"offline"
+
+
+async def test_bad_json_and_raising_handler_do_not_stop_the_router(
+    broker: RunningBroker,
+) -> None:
+    """Malformed JSON and a handler exception are counted and reported; later input flows."""
+    t = broker.topics
+    good: list[Climate] = []
+
+    async def keep(_: Inbound, climate: Climate) -> None:
+        good.append(climate)
+
+    async def explode(_: Inbound) -> None:
+        raise RuntimeError("boom")
+
+    async with broker.session("admin", component="sender") as sender, broker.session(
+        "rules", reject_report_interval_s=0.01
+    ) as rules:
+        reports = Collector(sender, t.bridge_rejected("rules"))
+        rules.route_model(t.filter("env_climate"), Climate.from_json, keep)
+        rules.route(t.fans_profile_set(), explode)
+        await asyncio.sleep(0.2)  # live subscriptions are asynchronous
+        await sender.publish(t.env_climate("internal"), b"{not json")
+        await sender.publish(t.fans_profile_set(), b"max")
+        valid = Climate(probe="internal", temperature_c=31.5)
+        await sender.publish(t.env_climate("internal"), valid)
+        first = BridgeRejected.from_json((await reports.next()).payload)
+        async with asyncio.timeout(5):
+            while not good:
+                await asyncio.sleep(0.01)
+    assert good[0].temperature_c == 31.5
+    assert rules.rejections.total == 2
+    assert dict(rules.rejections.by_kind) == {"invalid": 1, "handler_error": 1}
+    assert first.kind == "invalid"
+    assert first.topic == t.env_climate("internal")
+    assert "JSON" in first.reason
+
+
+async def test_rejection_reports_are_rate_limited(broker: RunningBroker) -> None:
+    """A flood of bad input yields one report now and one summary, with every case counted."""
+    t = broker.topics
+
+    async def reject_all(_: Inbound) -> None:
+        raise PayloadError("never valid")
+
+    async with broker.session("admin", component="sender") as sender, broker.session(
+        "sensors", reject_report_interval_s=0.5
+    ) as sensors:
+        reports = Collector(sender, t.bridge_rejected("sensors"))
+        sensors.route(t.fans_profile_set(), reject_all)
+        await asyncio.sleep(0.2)
+        for _ in range(50):
+            await sender.publish(t.fans_profile_set(), b"max")
+        first = BridgeRejected.from_json((await reports.next()).payload)
+        summary = BridgeRejected.from_json((await reports.next(timeout=3)).payload)
+    assert (first.total, first.suppressed) == (1, 0)
+    assert summary.total == 50
+    assert summary.suppressed == 49
+    assert reports.queue.empty()
+
+
+async def test_session_survives_broker_restart(broker: RunningBroker) -> None:
+    """After a broker restart the session reconnects, re-subscribes and receives again."""
+    t = broker.topics
+    async with broker.session("studio", component="studio") as studio:
+        commands = Collector(studio, t.node_power_set("studio"))
+        await broker.arestart()
+        async with asyncio.timeout(10):
+            while studio.stats.reconnects < 1 or not studio.is_connected:
+                await asyncio.sleep(0.05)
+        async with broker.session("admin", component="sender") as sender:
+            await sender.publish(t.node_power_set("studio"), b"sleep")
+            assert (await commands.next()).payload == b"sleep"
+
+
+async def test_state_set_while_disconnected_is_published_on_reconnect(
+    broker: RunningBroker,
+) -> None:
+    """Retained state given while the broker is down reaches the broker once it is back."""
+    t = broker.topics
+    topic = t.node_power("studio")
+    async with broker.session("studio", component="studio") as studio:
+        await broker.astop()
+        async with asyncio.timeout(5):
+            while studio.is_connected:
+                await asyncio.sleep(0.02)
+        await studio.set_state(topic, b'{"state":"sleeping"}')
+        await broker.astart()
+        await studio.wait_connected(10)
+        async with broker.session("admin", component="reader") as reader:
+            seen = Collector(reader, topic)
+            await reader.wait_connected()
+            got = await seen.next()
+    assert json.loads(got.payload)["state"] == "sleeping"
+    assert got.retain
+
+
+async def test_expired_state_is_not_republished(broker: RunningBroker) -> None:
+    """Retained state past its expiry is not re-published after a reconnect."""
+    t = broker.topics
+    topic = t.node_telemetry("studio")
+    now = [0.0]
+    async with broker.session("studio", component="studio") as studio:
+        studio._clock = lambda: now[0]
+        await broker.astop()
+        async with asyncio.timeout(5):
+            while studio.is_connected:
+                await asyncio.sleep(0.02)
+        await studio.set_state(topic, b"{}", expiry_s=15)
+        now[0] = 16.0
+        await broker.astart()
+        await studio.wait_connected(10)
+        async with broker.session("admin", component="reader") as reader:
+            seen = Collector(reader, topic)
+            with pytest.raises(TimeoutError):
+                await seen.next(timeout=0.5)
+
+
+async def test_protocol_311_option_connects_and_routes(broker: RunningBroker) -> None:
+    """The MQTT 3.1.1 option connects, receives and publishes (without v5 properties)."""
+    t = broker.topics
+    async with broker.session("studio", protocol="3.1.1") as studio:
+        commands = Collector(studio, t.node_power_set("studio"))
+        async with broker.session("admin", component="sender") as sender:
+            await asyncio.sleep(0.2)
+            await sender.publish(t.node_power_set("studio"), b"wake")
+            assert (await commands.next()).payload == b"wake"
+            await studio.publish(t.node_telemetry("studio"), b"{}", expiry_s=15)
+
+
+async def test_anonymous_connect_is_refused(broker: RunningBroker) -> None:
+    """The broker refuses a client without credentials on the TCP listener."""
+    with pytest.raises(aiomqtt.MqttError, match="[Nn]ot authori"):
+        async with aiomqtt.Client("127.0.0.1", broker.ports["mqtt"],
+                                  protocol=aiomqtt.ProtocolVersion.V5):
+            pass
+
+
+async def test_wrong_password_is_refused(broker: RunningBroker) -> None:
+    """A known user with a wrong password is refused."""
+    with pytest.raises(aiomqtt.MqttError):
+        async with aiomqtt.Client("127.0.0.1", broker.ports["mqtt"], username="admin",
+                                  password="wrong", protocol=aiomqtt.ProtocolVersion.V5):
+            pass
+
+
+async def test_anonymous_websockets_connect_is_refused(broker: RunningBroker) -> None:
+    """The websockets listener refuses anonymous clients too."""
+    with pytest.raises(aiomqtt.MqttError):
+        async with aiomqtt.Client("127.0.0.1", broker.ports["websockets"], transport="websockets",
+                                  protocol=aiomqtt.ProtocolVersion.V5):
+            pass
+
+
+async def test_mobile_over_websockets_reads_state_and_sends_a_command(
+    broker: RunningBroker,
+) -> None:
+    """A phone (mobile role, websockets) sees node state and its command reaches the node."""
+    t = broker.topics
+    async with broker.session("studio") as studio, broker.session(
+        "mobile", listener="websockets"
+    ) as phone:
+        commands = Collector(studio, t.node_power_set("studio"))
+        states = Collector(phone, t.filter("node_power"))
+        await asyncio.sleep(0.2)
+        await studio.set_state(t.node_power("studio"), b'{"state":"awake"}')
+        assert json.loads((await states.next()).payload)["state"] == "awake"
+        await phone.publish(t.node_power_set("studio"), b"sleep")
+        assert (await commands.next()).payload == b"sleep"
+
+
+async def test_tls_listener_with_local_ca(tls_broker: RunningBroker) -> None:
+    """The TLS listener accepts a client that trusts the CA from `broker init --tls`."""
+    t = tls_broker.topics
+    async with tls_broker.session("admin", listener="tls") as admin:
+        echo = Collector(admin, t.solar())
+        await asyncio.sleep(0.1)
+        await admin.publish(t.solar(), b'{"watts": 120}')
+        assert (await echo.next()).payload == b'{"watts": 120}'
+
+
+async def test_tls_listener_rejects_an_untrusted_server_cert(tls_broker: RunningBroker) -> None:
+    """Without the local CA the client refuses the broker's certificate."""
+    settings = tls_broker.settings("admin", listener="tls")
+    with pytest.raises(aiomqtt.MqttError, match="CERTIFICATE_VERIFY_FAILED|certificate"):
+        async with aiomqtt.Client(
+            "127.0.0.1", settings.port, username="admin",
+            password=settings.resolved_password(), tls_context=__import__("ssl").create_default_context(),
+        ):
+            pass

@@ -1,0 +1,124 @@
+"""A real Mosquitto for tests, started from the project's own mosquitto.conf.
+
+Each RunningBroker gets its own directory (credentials from `broker init`), free ports and a
+unique base topic, so tests never see each other's retained messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aigloo_edge.broker import init_broker, prepare
+from aigloo_edge.mqtt import MqttSettings, Session, TlsSettings
+from aigloo_edge.mqtt.settings import Credentials
+from aigloo_edge.topics import Topics
+
+READY_TIMEOUT_S = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"mosquitto exited {process.returncode}:\n{log.read_text()}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"mosquitto did not listen on {port}:\n{log.read_text()}")
+
+
+@dataclass
+class RunningBroker:
+    directory: Path
+    creds: Credentials
+    tls: bool = False
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.directory / "mosquitto.log"
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.creds.base_topic)
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return self.creds.ports
+
+    def start(self) -> None:
+        argv = prepare(self.directory)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(argv, cwd=self.directory, stdout=log, stderr=log)
+        wait_listening(self.ports["mqtt"], self.process, self.log_path)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    # Async forms: a test's event loop must keep running while the broker goes down, as a
+    # real agent's would (a blocked loop misses the FIN and only notices at keepalive).
+    async def astart(self) -> None:
+        await asyncio.to_thread(self.start)
+
+    async def astop(self) -> None:
+        await asyncio.to_thread(self.stop)
+
+    async def arestart(self) -> None:
+        await asyncio.to_thread(self.restart)
+
+    def settings(self, role: str, *, listener: str = "mqtt", **overrides: object) -> MqttSettings:
+        base = self.creds.settings_for(role, listener=listener)
+        if listener == "tls":
+            overrides.setdefault("tls", TlsSettings(ca_file=self.directory / "tls" / "ca.crt"))
+        return base.model_copy(update=overrides)
+
+    @contextlib.asynccontextmanager
+    async def session(
+        self, role: str, *, component: str | None = None, connect: bool = True,
+        **overrides: object,
+    ) -> AsyncIterator[Session]:
+        """A running Session as `role`; cancelled (and so `offline`) when the block ends."""
+        session = Session(self.settings(role, **overrides), component=component or role)
+        task = asyncio.create_task(session.run())
+        try:
+            if connect:
+                await session.wait_connected(READY_TIMEOUT_S)
+            yield session
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def make_broker(tmp: Path, *, tls: bool = False) -> RunningBroker:
+    base = f"t{uuid.uuid4().hex[:8]}/aigloo"
+    ports = {"mqtt": free_port(), "websockets": free_port(), "tls": free_port()}
+    creds = init_broker(tmp, base_topic=base, ports=ports, tls=tls)
+    broker = RunningBroker(tmp, creds, tls=tls)
+    broker.start()
+    return broker
