@@ -138,6 +138,9 @@ def running_broker() -> Iterator[Credentials]:
         ports = {"mqtt": free_port(), "websockets": free_port(), "tls": free_port()}
         creds = init_broker(directory, host=HOST, ports=ports)
         argv = prepare(directory)
+        if os.environ.get("BENCH_NODELAY"):
+            with (directory / "mosquitto.conf").open("a") as f:
+                f.write("set_tcp_nodelay true\n")
         with (directory / "mosquitto.log").open("wb") as log_file:
             process = subprocess.Popen(argv, cwd=directory, stdout=log_file, stderr=log_file)
             try:
@@ -678,6 +681,7 @@ def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)
+    logging.getLogger("mqtt").setLevel(logging.ERROR)
     cfg = QUICK if args.quick else FULL
     with running_broker() as creds:
         results = asyncio.run(measure(creds, cfg))

@@ -119,6 +119,17 @@ class Session:
         self._subscribe_live(topic_filter, qos)
         return route
 
+    async def sync_subscriptions(self, timeout: float | None = 10.0) -> None:
+        """Subscribe every routed filter now and wait for the broker's acknowledgement."""
+        await self.wait_connected(timeout)
+        client = self._client
+        if client is None:
+            raise NotConnectedError(f"{self.component}: connection dropped")
+        try:
+            await self._subscribe_all(client)
+        except aiomqtt.MqttError as exc:
+            raise NotConnectedError(f"{self.component}: subscribe failed: {exc}") from exc
+
     async def publish(
         self,
         topic: str,

@@ -42,9 +42,10 @@ async def test_bad_json_and_raising_handler_do_not_stop_the_router(
         "rules", reject_report_interval_s=0.01
     ) as rules:
         reports = Collector(sender, t.bridge_rejected("rules"))
+        await sender.sync_subscriptions()
         rules.route_model(t.filter("env_climate"), Climate.from_json, keep)
         rules.route(t.fans_profile_set(), explode)
-        await asyncio.sleep(0.2)  # live subscriptions are asynchronous
+        await rules.sync_subscriptions()
         await sender.publish(t.env_climate("internal"), b"{not json")
         await sender.publish(t.fans_profile_set(), b"max")
         valid = Climate(probe="internal", temperature_c=31.5)
@@ -72,8 +73,9 @@ async def test_rejection_reports_are_rate_limited(broker: RunningBroker) -> None
         "sensors", reject_report_interval_s=0.5
     ) as sensors:
         reports = Collector(sender, t.bridge_rejected("sensors"))
+        await sender.sync_subscriptions()
         sensors.route(t.fans_profile_set(), reject_all)
-        await asyncio.sleep(0.2)
+        await sensors.sync_subscriptions()
         for _ in range(50):
             await sender.publish(t.fans_profile_set(), b"max")
         first = BridgeRejected.from_json((await reports.next()).payload)
@@ -146,8 +148,8 @@ async def test_protocol_311_option_connects_and_routes(broker: RunningBroker) ->
     t = broker.topics
     async with broker.session("studio", protocol="3.1.1") as studio:
         commands = Collector(studio, t.node_power_set("studio"))
+        await studio.sync_subscriptions()
         async with broker.session("admin", component="sender") as sender:
-            await asyncio.sleep(0.2)
             await sender.publish(t.node_power_set("studio"), b"wake")
             assert (await commands.next()).payload == b"wake"
             await studio.publish(t.node_telemetry("studio"), b"{}", expiry_s=15)
@@ -187,7 +189,8 @@ async def test_mobile_over_websockets_reads_state_and_sends_a_command(
     ) as phone:
         commands = Collector(studio, t.node_power_set("studio"))
         states = Collector(phone, t.filter("node_power"))
-        await asyncio.sleep(0.2)
+        await studio.sync_subscriptions()
+        await phone.sync_subscriptions()
         await studio.set_state(t.node_power("studio"), b'{"state":"awake"}')
         assert json.loads((await states.next()).payload)["state"] == "awake"
         await phone.publish(t.node_power_set("studio"), b"sleep")
@@ -199,7 +202,7 @@ async def test_tls_listener_with_local_ca(tls_broker: RunningBroker) -> None:
     t = tls_broker.topics
     async with tls_broker.session("admin", listener="tls") as admin:
         echo = Collector(admin, t.solar())
-        await asyncio.sleep(0.1)
+        await admin.sync_subscriptions()
         await admin.publish(t.solar(), b'{"watts": 120}')
         assert (await echo.next()).payload == b'{"watts": 120}'
 
