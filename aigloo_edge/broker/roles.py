@@ -42,7 +42,7 @@ def node_grants(topics: Topics, node: str) -> list[Grant]:
     b = topics.base
     return [
         Grant("readwrite", f"{b}/nodes/{node}/#", "own state; own commands (power/set, infer)"),
-        Grant("readwrite", topics.infer_cancel(), "cancels for requests it may be running"),
+        Grant("read", topics.infer_cancel(), "cancels for requests it may be running"),
         Grant("write", f"{b}/infer/reply/#", "inference replies (stream chunks, final)"),
         _own_bridge(topics, node),
     ]
