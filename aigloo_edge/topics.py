@@ -152,7 +152,9 @@ class Topics:
             for key in spec.placeholders
             if key not in ("base", "discovery")
         }
-        return spec.template.format(base=self.base, discovery=self.discovery_prefix, **values)
+        built = spec.template.format(base=self.base, discovery=self.discovery_prefix, **values)
+        # A wildcard must fill its whole level (`aigloo_+` is not a valid filter level).
+        return "/".join("+" if "+" in level else level for level in built.split("/"))
 
     def all(self) -> str:
         """The filter for every topic under the base."""

@@ -357,6 +357,10 @@ def paho_client(creds: Credentials, name: str) -> Iterator[paho.Client]:
     client.on_connect = on_connect
     client.connect(HOST, creds.ports["mqtt"])
     client.loop_start()
+    if os.environ.get("BENCH_PAHO_NODELAY"):
+        sock = client.socket()
+        assert isinstance(sock, socket.socket)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         if not ready.wait(CONNECT_TIMEOUT_S):
             raise RuntimeError(f"paho client {name} did not connect")
