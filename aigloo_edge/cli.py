@@ -16,8 +16,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-broker_app = typer.Typer(help="Set up and run the Mosquitto broker (on the Mini).",
-                         no_args_is_help=True)
+broker_app = typer.Typer(
+    help="Set up and run the Mosquitto broker (on the Mini).", no_args_is_help=True
+)
 app.add_typer(broker_app, name="broker")
 console = Console()
 err_console = Console(stderr=True)
@@ -95,10 +96,19 @@ def broker_init(
     from aigloo_edge.broker import credentials_path, init_broker
 
     ports = {"mqtt": port, "websockets": ws_port, "tls": tls_port}
-    creds = init_broker(directory, base_topic=base, host=host, ports=ports, tls=tls,
-                        tls_hosts=tls_host or [], rotate=rotate)
-    console.print(f"broker directory {directory}: {len(creds.users)} roles, "
-                  f"credentials in {credentials_path(directory)}" + (", TLS ready" if tls else ""))
+    creds = init_broker(
+        directory,
+        base_topic=base,
+        host=host,
+        ports=ports,
+        tls=tls,
+        tls_hosts=tls_host or [],
+        rotate=rotate,
+    )
+    console.print(
+        f"broker directory {directory}: {len(creds.users)} roles, "
+        f"credentials in {credentials_path(directory)}" + (", TLS ready" if tls else "")
+    )
 
 
 @broker_app.command("start")

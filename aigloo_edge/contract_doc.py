@@ -14,8 +14,11 @@ def contract_rows(topics: Topics) -> list[str]:
             {"base": topics.base, "discovery": topics.discovery_prefix}
             | {p: f"<{p}>" for p in spec.placeholders if p not in ("base", "discovery")}
         )
-        payload = f"[{spec.payload}](schemas/{spec.payload}.json)" if spec.payload[0].isupper() \
-            and " " not in spec.payload else spec.payload
+        payload = (
+            f"[{spec.payload}](schemas/{spec.payload}.json)"
+            if spec.payload[0].isupper() and " " not in spec.payload
+            else spec.payload
+        )
         rows.append(
             f"| `{template}` | {spec.name} | {spec.retain.value} | {payload} | {spec.summary} |"
         )

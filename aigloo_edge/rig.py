@@ -61,13 +61,16 @@ def _print_where_to_look(
     console: Console, directory: Path, host: str, ports: dict[str, int]
 ) -> None:
     creds = credentials_path(directory)
-    console.print(f"[bold]Aigloo broker[/bold] on {host}: mqtt {ports['mqtt']}, "
-                  f"websockets {ports['websockets']}, tls {ports['tls']} (if initialised)")
+    console.print(
+        f"[bold]Aigloo broker[/bold] on {host}: mqtt {ports['mqtt']}, "
+        f"websockets {ports['websockets']}, tls {ports['tls']} (if initialised)"
+    )
     console.print(f"credentials (one password per role): {creds}")
     console.print("watch everything as admin:")
     console.print(
         f"  mosquitto_sub -h {host} -p {ports['mqtt']} -u admin "
         f"-P \"$(grep '^  admin:' {creds} | cut -d' ' -f4)\" -t 'aigloo/#' -v",
-        markup=False, highlight=False,
+        markup=False,
+        highlight=False,
     )
     console.print("Ctrl-C stops everything.")

@@ -50,47 +50,138 @@ def _spec(name: str, template: str, retain: Retain, payload: str, summary: str) 
 
 R = Retain
 SPECS: Final[tuple[TopicSpec, ...]] = (
-    _spec("node_availability", "{base}/nodes/{node}/availability", R.YES, "availability",
-          "`online` / `offline` (the agent's last will)"),
-    _spec("node_info", "{base}/nodes/{node}/info", R.YES, "NodeInfo",
-          "role, hardware, OS, version, inference models, memory"),
-    _spec("node_telemetry", "{base}/nodes/{node}/telemetry", R.EXPIRING, "NodeTelemetry",
-          "cpu, memory, disk, net, battery, temperatures, power, thermal pressure, load"),
-    _spec("node_power", "{base}/nodes/{node}/power", R.YES, "PowerState",
-          "`awake` / `sleeping` / `waking`"),
-    _spec("node_power_set", "{base}/nodes/{node}/power/set", R.NO, "PowerCommand",
-          "`sleep` / `wake`"),
-    _spec("node_infer", "{base}/nodes/{node}/infer", R.NO, "InferRequest",
-          "an inference request for that node's worker"),
-    _spec("infer_request", "{base}/infer/request", R.NO, "InferRequest",
-          "an inference request for the cluster (the dispatcher)"),
-    _spec("infer_reply", "{base}/infer/reply/{client}/{request}", R.NO, "InferReply",
-          "stream chunks, then exactly one final message"),
+    _spec(
+        "node_availability",
+        "{base}/nodes/{node}/availability",
+        R.YES,
+        "availability",
+        "`online` / `offline` (the agent's last will)",
+    ),
+    _spec(
+        "node_info",
+        "{base}/nodes/{node}/info",
+        R.YES,
+        "NodeInfo",
+        "role, hardware, OS, version, inference models, memory",
+    ),
+    _spec(
+        "node_telemetry",
+        "{base}/nodes/{node}/telemetry",
+        R.EXPIRING,
+        "NodeTelemetry",
+        "cpu, memory, disk, net, battery, temperatures, power, thermal pressure, load",
+    ),
+    _spec(
+        "node_power",
+        "{base}/nodes/{node}/power",
+        R.YES,
+        "PowerState",
+        "`awake` / `sleeping` / `waking`",
+    ),
+    _spec(
+        "node_power_set", "{base}/nodes/{node}/power/set", R.NO, "PowerCommand", "`sleep` / `wake`"
+    ),
+    _spec(
+        "node_infer",
+        "{base}/nodes/{node}/infer",
+        R.NO,
+        "InferRequest",
+        "an inference request for that node's worker",
+    ),
+    _spec(
+        "infer_request",
+        "{base}/infer/request",
+        R.NO,
+        "InferRequest",
+        "an inference request for the cluster (the dispatcher)",
+    ),
+    _spec(
+        "infer_reply",
+        "{base}/infer/reply/{client}/{request}",
+        R.NO,
+        "InferReply",
+        "stream chunks, then exactly one final message",
+    ),
     _spec("infer_cancel", "{base}/infer/cancel", R.NO, "InferCancel", "`{id}` of a request"),
-    _spec("battery", "{base}/power/battery", R.YES, "Battery",
-          "SoC %, watts in/out, remaining minutes, outputs, source"),
+    _spec(
+        "battery",
+        "{base}/power/battery",
+        R.YES,
+        "Battery",
+        "SoC %, watts in/out, remaining minutes, outputs, source",
+    ),
     _spec("solar", "{base}/power/solar", R.YES, "Solar", "solar input watts"),
-    _spec("power_output_set", "{base}/power/{output}/set", R.NO, "OutputCommand",
-          "`on` / `off` for a station output (`ac`, `dc`)"),
-    _spec("env_climate", "{base}/env/{probe}/climate", R.YES, "Climate",
-          "temperature °C, humidity %, sensor battery %, RSSI"),
-    _spec("fans_profile", "{base}/fans/profile", R.YES, "FanProfileState",
-          "`off` / `quiet` / `normal` / `max` and duty %"),
-    _spec("fans_profile_set", "{base}/fans/profile/set", R.NO, "FanProfileCommand",
-          "a fan profile to apply"),
-    _spec("rule_state", "{base}/rules/{rule}/state", R.YES, "RuleState",
-          "enabled, active, since, last fired, why"),
+    _spec(
+        "power_output_set",
+        "{base}/power/{output}/set",
+        R.NO,
+        "OutputCommand",
+        "`on` / `off` for a station output (`ac`, `dc`)",
+    ),
+    _spec(
+        "env_climate",
+        "{base}/env/{probe}/climate",
+        R.YES,
+        "Climate",
+        "temperature °C, humidity %, sensor battery %, RSSI",
+    ),
+    _spec(
+        "fans_profile",
+        "{base}/fans/profile",
+        R.YES,
+        "FanProfileState",
+        "`off` / `quiet` / `normal` / `max` and duty %",
+    ),
+    _spec(
+        "fans_profile_set",
+        "{base}/fans/profile/set",
+        R.NO,
+        "FanProfileCommand",
+        "a fan profile to apply",
+    ),
+    _spec(
+        "rule_state",
+        "{base}/rules/{rule}/state",
+        R.YES,
+        "RuleState",
+        "enabled, active, since, last fired, why",
+    ),
     _spec("rule_set", "{base}/rules/{rule}/set", R.NO, "RuleCommand", "`enable` / `disable`"),
-    _spec("rules_events", "{base}/rules/events", R.NO, "RuleEvent",
-          "every firing and release, with the values that caused it"),
-    _spec("bridge_availability", "{base}/bridge/{component}/availability", R.YES,
-          "availability", "`online` / `offline` of a component that is not a node"),
-    _spec("bridge_health", "{base}/bridge/{component}/health", R.YES, "BridgeHealth",
-          "version, uptime, counters of a component's session"),
-    _spec("bridge_rejected", "{base}/bridge/{component}/rejected", R.NO, "BridgeRejected",
-          "rejected inputs: topic, reason, counts (rate-limited)"),
-    _spec("hass_device_config", "{discovery}/device/aigloo_{device}/config", R.YES,
-          "HA discovery", "Home Assistant device discovery"),
+    _spec(
+        "rules_events",
+        "{base}/rules/events",
+        R.NO,
+        "RuleEvent",
+        "every firing and release, with the values that caused it",
+    ),
+    _spec(
+        "bridge_availability",
+        "{base}/bridge/{component}/availability",
+        R.YES,
+        "availability",
+        "`online` / `offline` of a component that is not a node",
+    ),
+    _spec(
+        "bridge_health",
+        "{base}/bridge/{component}/health",
+        R.YES,
+        "BridgeHealth",
+        "version, uptime, counters of a component's session",
+    ),
+    _spec(
+        "bridge_rejected",
+        "{base}/bridge/{component}/rejected",
+        R.NO,
+        "BridgeRejected",
+        "rejected inputs: topic, reason, counts (rate-limited)",
+    ),
+    _spec(
+        "hass_device_config",
+        "{discovery}/device/aigloo_{device}/config",
+        R.YES,
+        "HA discovery",
+        "Home Assistant device discovery",
+    ),
 )
 SPEC_BY_NAME: Final = {spec.name: spec for spec in SPECS}
 
@@ -108,8 +199,10 @@ def validate_base(base: str, *, what: str = "base topic") -> str:
     """Return `base` if it is a usable topic prefix: non-empty levels, no wildcards, no `$`."""
     levels = base.split("/")
     if not base or any(not level for level in levels):
-        raise TopicError(f"invalid {what} {base!r}: levels must be non-empty (no leading, "
-                         "trailing or double '/')")
+        raise TopicError(
+            f"invalid {what} {base!r}: levels must be non-empty (no leading, "
+            "trailing or double '/')"
+        )
     if any(ch in base for ch in "+#\x00") or base.startswith("$"):
         raise TopicError(f"invalid {what} {base!r}: no wildcards ('+', '#'), NUL or leading '$'")
     return base

@@ -66,8 +66,10 @@ def render_config(directory: Path, ports: dict[str, int], template: Path | None 
     has_tls = (directory / "tls" / "server.crt").is_file()
     for block in blocks:
         if block.kind == "tls" and not has_tls:
-            log.info("TLS listener off: run `aigloo broker init %s --tls` to make certificates",
-                     directory)
+            log.info(
+                "TLS listener off: run `aigloo broker init %s --tls` to make certificates",
+                directory,
+            )
             continue
         if block.kind in ports:
             out.extend(_with_port(block, ports[block.kind]))

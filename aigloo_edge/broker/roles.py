@@ -34,8 +34,11 @@ def _commands(topics: Topics) -> list[str]:
 
 
 def _own_bridge(topics: Topics, role: str) -> Grant:
-    return Grant("readwrite", f"{topics.base}/bridge/{role}/#",
-                 "own availability, health and rejected-input reports")
+    return Grant(
+        "readwrite",
+        f"{topics.base}/bridge/{role}/#",
+        "own availability, health and rejected-input reports",
+    )
 
 
 def node_grants(topics: Topics, node: str) -> list[Grant]:

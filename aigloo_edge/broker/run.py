@@ -15,8 +15,12 @@ RENDERED_CONFIG = "mosquitto.conf"
 
 
 def mosquitto_binary() -> str:
-    for candidate in ("mosquitto", "/usr/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto",
-                      "/usr/local/sbin/mosquitto"):
+    for candidate in (
+        "mosquitto",
+        "/usr/sbin/mosquitto",
+        "/opt/homebrew/sbin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ):
         found = shutil.which(candidate)
         if found:
             return found
@@ -39,4 +43,4 @@ def exec_foreground(directory: Path) -> None:
     """Replace this process with Mosquitto, run from DIR so the config's paths resolve."""
     argv = prepare(directory)
     os.chdir(directory)
-    os.execv(argv[0], argv)
+    os.execv(argv[0], argv)  # noqa: S606 - becoming Mosquitto is the point

@@ -20,9 +20,11 @@ def write_tls(directory: Path, hosts: list[str]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Aigloo Edge local CA")])
-    ca_cert = _builder(ca_name, ca_name, ca_key.public_key()).add_extension(
-        x509.BasicConstraints(ca=True, path_length=0), critical=True
-    ).sign(ca_key, hashes.SHA256())
+    ca_cert = (
+        _builder(ca_name, ca_name, ca_key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     server_key = ec.generate_private_key(ec.SECP256R1())
     server_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
     server_cert = (

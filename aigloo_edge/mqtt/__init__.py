@@ -3,7 +3,7 @@
 from aigloo_edge.mqtt.backoff import Backoff
 from aigloo_edge.mqtt.message import Inbound
 from aigloo_edge.mqtt.rejections import RejectionLog
-from aigloo_edge.mqtt.router import Handler, RejectedInput, Route, Router
+from aigloo_edge.mqtt.router import Handler, Route, Router
 from aigloo_edge.mqtt.session import Session
 from aigloo_edge.mqtt.settings import Credentials, MqttSettings, TlsSettings, load_credentials
 
@@ -13,7 +13,6 @@ __all__ = [
     "Handler",
     "Inbound",
     "MqttSettings",
-    "RejectedInput",
     "RejectionLog",
     "Route",
     "Router",

@@ -8,16 +8,11 @@ from typing import TypeVar
 
 from paho.mqtt.client import topic_matches_sub
 
-from aigloo_edge.errors import PayloadError
 from aigloo_edge.mqtt.message import Inbound
 from aigloo_edge.payloads import Payload
 
 Handler = Callable[[Inbound], Awaitable[None]]
 PayloadT = TypeVar("PayloadT", bound=Payload)
-
-
-class RejectedInput(PayloadError):
-    """Raised by a handler to reject a message it cannot use; counted, reported, not fatal."""
 
 
 @dataclass(frozen=True, slots=True)

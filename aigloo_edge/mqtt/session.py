@@ -207,7 +207,7 @@ class Session:
         will = aiomqtt.Will(self.availability_topic, AVAILABILITY_OFFLINE, qos=1, retain=True)
         connect_props = None
         if v5:
-            connect_props = Properties(PacketTypes.CONNECT)
+            connect_props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             connect_props.SessionExpiryInterval = s.session_expiry_s
         return aiomqtt.Client(
             s.host,
@@ -249,8 +249,12 @@ class Session:
         if self.stats.connects > 1:
             self.stats.reconnects += 1
         log.info(
-            "connected to %s:%s as %s (%s)", self.settings.host, self.settings.port,
-            self.settings.username, self.client_id, extra=self._log_extra,
+            "connected to %s:%s as %s (%s)",
+            self.settings.host,
+            self.settings.port,
+            self.settings.username,
+            self.client_id,
+            extra=self._log_extra,
         )
         # Subscribe before the birth message so no command sent on seeing us online is lost.
         await self._subscribe_all(client)
@@ -262,7 +266,10 @@ class Session:
     def _on_connection_lost(self, exc: aiomqtt.MqttError) -> None:
         log.warning(
             "mqtt connection to %s:%s lost or refused: %s",
-            self.settings.host, self.settings.port, exc, extra=self._log_extra,
+            self.settings.host,
+            self.settings.port,
+            exc,
+            extra=self._log_extra,
         )
 
     async def _say_goodbye(self, client: aiomqtt.Client) -> None:
@@ -281,7 +288,9 @@ class Session:
         for topic_filter, code in zip(wanted, granted, strict=False):
             if _refused(code):
                 log.error(
-                    "subscription to %s refused by the broker (%s)", topic_filter, code,
+                    "subscription to %s refused by the broker (%s)",
+                    topic_filter,
+                    code,
                     extra=self._log_extra,
                 )
 
@@ -333,8 +342,11 @@ class Session:
             report = self.rejections.flush(self._clock())
             if report is not None:
                 log.warning(
-                    "rejected %d more inputs, latest %s: %s", report.suppressed, report.topic,
-                    report.reason, extra=self._log_extra,
+                    "rejected %d more inputs, latest %s: %s",
+                    report.suppressed,
+                    report.topic,
+                    report.reason,
+                    extra=self._log_extra,
                 )
                 await self._report_rejection(
                     report.topic, report.reason, report.kind, report.suppressed
@@ -347,16 +359,23 @@ class Session:
         self, topic: str, reason: str, kind: RejectKind, suppressed: int
     ) -> None:
         report = BridgeRejected(
-            component=self.component, topic=topic, reason=reason[:500], kind=kind,
-            total=self.rejections.total, suppressed=suppressed,
+            component=self.component,
+            topic=topic,
+            reason=reason[:500],
+            kind=kind,
+            total=self.rejections.total,
+            suppressed=suppressed,
         )
         with contextlib.suppress(NotConnectedError):
             await self.publish(self.topics.bridge_rejected(self.component), report, timeout=0)
 
     async def _publish_health(self) -> None:
         health = BridgeHealth(
-            component=self.component, version=__version__, started=self._started,
-            received=self.stats.received, rejected=self.rejections.total,
+            component=self.component,
+            version=__version__,
+            started=self._started,
+            received=self.stats.received,
+            rejected=self.rejections.total,
             reconnects=self.stats.reconnects,
         )
         with contextlib.suppress(NotConnectedError):
@@ -368,10 +387,12 @@ class Session:
         self, expiry_s: float | None, response_topic: str | None, correlation: bytes | None
     ) -> Properties | None:
         if self.settings.protocol != "5" or (expiry_s, response_topic, correlation) == (
-            None, None, None,
+            None,
+            None,
+            None,
         ):
             return None
-        props = Properties(PacketTypes.PUBLISH)
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         if expiry_s is not None:
             props.MessageExpiryInterval = max(1, round(expiry_s))
         if response_topic is not None:

@@ -75,10 +75,14 @@ class Credentials(BaseModel):
         try:
             return self.users[username].get_secret_value()
         except KeyError:
-            raise ConfigError(f"no password for user {username!r} in the credentials file") from None
+            raise ConfigError(
+                f"no password for user {username!r} in the credentials file"
+            ) from None
 
     def settings_for(self, username: str, *, listener: str = "mqtt") -> MqttSettings:
-        transport: Literal["tcp", "websockets"] = "websockets" if listener == "websockets" else "tcp"
+        transport: Literal["tcp", "websockets"] = (
+            "websockets" if listener == "websockets" else "tcp"
+        )
         return MqttSettings(
             host=self.host,
             port=self.ports[listener],

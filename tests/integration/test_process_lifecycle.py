@@ -28,7 +28,11 @@ async def component_process(
     settings: MqttSettings, component: str
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.support.session_proc", _settings_json(settings), component,
+        sys.executable,
+        "-m",
+        "tests.support.session_proc",
+        _settings_json(settings),
+        component,
         stdout=asyncio.subprocess.PIPE,
     )
     try:

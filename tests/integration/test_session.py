@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import aiomqtt
@@ -12,7 +11,7 @@ from aigloo_edge.errors import PayloadError
 from aigloo_edge.mqtt import Inbound
 from aigloo_edge.payloads import BridgeRejected, Climate
 from tests.support.broker import RunningBroker
-from tests.support.collect import Collector
+from tests.support.collect import Collector, wait_until
 
 
 async def test_birth_then_offline_on_clean_stop(broker: RunningBroker) -> None:
@@ -38,9 +37,10 @@ async def test_bad_json_and_raising_handler_do_not_stop_the_router(
     async def explode(_: Inbound) -> None:
         raise RuntimeError("boom")
 
-    async with broker.session("admin", component="sender") as sender, broker.session(
-        "rules", reject_report_interval_s=0.01
-    ) as rules:
+    async with (
+        broker.session("admin", component="sender") as sender,
+        broker.session("rules", reject_report_interval_s=0.01) as rules,
+    ):
         reports = Collector(sender, t.bridge_rejected("rules"))
         await sender.sync_subscriptions()
         rules.route_model(t.filter("env_climate"), Climate.from_json, keep)
@@ -51,9 +51,7 @@ async def test_bad_json_and_raising_handler_do_not_stop_the_router(
         valid = Climate(probe="internal", temperature_c=31.5)
         await sender.publish(t.env_climate("internal"), valid)
         first = BridgeRejected.from_json((await reports.next()).payload)
-        async with asyncio.timeout(5):
-            while not good:
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: bool(good))
     assert good[0].temperature_c == 31.5
     assert rules.rejections.total == 2
     assert dict(rules.rejections.by_kind) == {"invalid": 1, "handler_error": 1}
@@ -69,9 +67,10 @@ async def test_rejection_reports_are_rate_limited(broker: RunningBroker) -> None
     async def reject_all(_: Inbound) -> None:
         raise PayloadError("never valid")
 
-    async with broker.session("admin", component="sender") as sender, broker.session(
-        "sensors", reject_report_interval_s=0.5
-    ) as sensors:
+    async with (
+        broker.session("admin", component="sender") as sender,
+        broker.session("sensors", reject_report_interval_s=0.5) as sensors,
+    ):
         reports = Collector(sender, t.bridge_rejected("sensors"))
         await sender.sync_subscriptions()
         sensors.route(t.fans_profile_set(), reject_all)
@@ -92,9 +91,9 @@ async def test_session_survives_broker_restart(broker: RunningBroker) -> None:
     async with broker.session("studio", component="studio") as studio:
         commands = Collector(studio, t.node_power_set("studio"))
         await broker.arestart()
-        async with asyncio.timeout(10):
-            while studio.stats.reconnects < 1 or not studio.is_connected:
-                await asyncio.sleep(0.05)
+        await wait_until(
+            lambda: not (studio.stats.reconnects < 1 or not studio.is_connected), timeout=10
+        )
         async with broker.session("admin", component="sender") as sender:
             await sender.publish(t.node_power_set("studio"), b"sleep")
             assert (await commands.next()).payload == b"sleep"
@@ -108,9 +107,7 @@ async def test_state_set_while_disconnected_is_published_on_reconnect(
     topic = t.node_power("studio")
     async with broker.session("studio", component="studio") as studio:
         await broker.astop()
-        async with asyncio.timeout(5):
-            while studio.is_connected:
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: not studio.is_connected)
         await studio.set_state(topic, b'{"state":"sleeping"}')
         await broker.astart()
         await studio.wait_connected(10)
@@ -130,9 +127,7 @@ async def test_expired_state_is_not_republished(broker: RunningBroker) -> None:
     async with broker.session("studio", component="studio") as studio:
         studio._clock = lambda: now[0]
         await broker.astop()
-        async with asyncio.timeout(5):
-            while studio.is_connected:
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: not studio.is_connected)
         await studio.set_state(topic, b"{}", expiry_s=15)
         now[0] = 16.0
         await broker.astart()
@@ -157,25 +152,35 @@ async def test_protocol_311_option_connects_and_routes(broker: RunningBroker) ->
 
 async def test_anonymous_connect_is_refused(broker: RunningBroker) -> None:
     """The broker refuses a client without credentials on the TCP listener."""
-    with pytest.raises(aiomqtt.MqttError, match="[Nn]ot authori"):
-        async with aiomqtt.Client("127.0.0.1", broker.ports["mqtt"],
-                                  protocol=aiomqtt.ProtocolVersion.V5):
+    with pytest.raises(aiomqtt.MqttError, match=r"[Nn]ot authori"):
+        async with aiomqtt.Client(
+            "127.0.0.1", broker.ports["mqtt"], protocol=aiomqtt.ProtocolVersion.V5
+        ):
             pass
 
 
 async def test_wrong_password_is_refused(broker: RunningBroker) -> None:
     """A known user with a wrong password is refused."""
     with pytest.raises(aiomqtt.MqttError):
-        async with aiomqtt.Client("127.0.0.1", broker.ports["mqtt"], username="admin",
-                                  password="wrong", protocol=aiomqtt.ProtocolVersion.V5):
+        async with aiomqtt.Client(
+            "127.0.0.1",
+            broker.ports["mqtt"],
+            username="admin",
+            password="wrong",
+            protocol=aiomqtt.ProtocolVersion.V5,
+        ):
             pass
 
 
 async def test_anonymous_websockets_connect_is_refused(broker: RunningBroker) -> None:
     """The websockets listener refuses anonymous clients too."""
     with pytest.raises(aiomqtt.MqttError):
-        async with aiomqtt.Client("127.0.0.1", broker.ports["websockets"], transport="websockets",
-                                  protocol=aiomqtt.ProtocolVersion.V5):
+        async with aiomqtt.Client(
+            "127.0.0.1",
+            broker.ports["websockets"],
+            transport="websockets",
+            protocol=aiomqtt.ProtocolVersion.V5,
+        ):
             pass
 
 
@@ -184,9 +189,10 @@ async def test_mobile_over_websockets_reads_state_and_sends_a_command(
 ) -> None:
     """A phone (mobile role, websockets) sees node state and its command reaches the node."""
     t = broker.topics
-    async with broker.session("studio") as studio, broker.session(
-        "mobile", listener="websockets"
-    ) as phone:
+    async with (
+        broker.session("studio") as studio,
+        broker.session("mobile", listener="websockets") as phone,
+    ):
         commands = Collector(studio, t.node_power_set("studio"))
         states = Collector(phone, t.filter("node_power"))
         await studio.sync_subscriptions()
@@ -210,9 +216,12 @@ async def test_tls_listener_with_local_ca(tls_broker: RunningBroker) -> None:
 async def test_tls_listener_rejects_an_untrusted_server_cert(tls_broker: RunningBroker) -> None:
     """Without the local CA the client refuses the broker's certificate."""
     settings = tls_broker.settings("admin", listener="tls")
-    with pytest.raises(aiomqtt.MqttError, match="CERTIFICATE_VERIFY_FAILED|certificate"):
+    with pytest.raises(aiomqtt.MqttError, match=r"CERTIFICATE_VERIFY_FAILED|certificate"):
         async with aiomqtt.Client(
-            "127.0.0.1", settings.port, username="admin",
-            password=settings.resolved_password(), tls_context=__import__("ssl").create_default_context(),
+            "127.0.0.1",
+            settings.port,
+            username="admin",
+            password=settings.resolved_password(),
+            tls_context=__import__("ssl").create_default_context(),
         ):
             pass

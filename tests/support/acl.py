@@ -9,8 +9,16 @@ from paho.mqtt.client import topic_matches_sub
 from aigloo_edge.broker import role_grants
 from aigloo_edge.topics import SPECS, Topics
 
-SAMPLE_IDS = {"node": "studio", "client": "phone", "request": "r1", "output": "ac",
-              "probe": "internal", "rule": "fans-max", "component": "sensors", "device": "studio"}
+SAMPLE_IDS = {
+    "node": "studio",
+    "client": "phone",
+    "request": "r1",
+    "output": "ac",
+    "probe": "internal",
+    "rule": "fans-max",
+    "component": "sensors",
+    "device": "studio",
+}
 
 
 def probe_topics(topics: Topics) -> list[str]:
@@ -19,8 +27,13 @@ def probe_topics(topics: Topics) -> list[str]:
     for spec in SPECS:
         ids = {p: SAMPLE_IDS[p] for p in spec.placeholders if p not in ("base", "discovery")}
         probes.append(topics.build(spec.name, **ids))
-    probes += [topics.node_telemetry("mbp"), topics.node_power_set("mbp"),
-               topics.bridge_health("rules"), f"{topics.base}/elsewhere", "outside/aigloo"]
+    probes += [
+        topics.node_telemetry("mbp"),
+        topics.node_power_set("mbp"),
+        topics.bridge_health("rules"),
+        f"{topics.base}/elsewhere",
+        "outside/aigloo",
+    ]
     return probes
 
 

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aigloo_edge.broker import init_broker, prepare
 from aigloo_edge.mqtt import MqttSettings, Session, TlsSettings
@@ -91,7 +92,7 @@ class RunningBroker:
     async def arestart(self) -> None:
         await asyncio.to_thread(self.restart)
 
-    def settings(self, role: str, *, listener: str = "mqtt", **overrides: object) -> MqttSettings:
+    def settings(self, role: str, *, listener: str = "mqtt", **overrides: Any) -> MqttSettings:
         base = self.creds.settings_for(role, listener=listener)
         if listener == "tls":
             overrides.setdefault("tls", TlsSettings(ca_file=self.directory / "tls" / "ca.crt"))
@@ -99,8 +100,12 @@ class RunningBroker:
 
     @contextlib.asynccontextmanager
     async def session(
-        self, role: str, *, component: str | None = None, connect: bool = True,
-        **overrides: object,
+        self,
+        role: str,
+        *,
+        component: str | None = None,
+        connect: bool = True,
+        **overrides: Any,
     ) -> AsyncIterator[Session]:
         """A running Session as `role`; cancelled (and so `offline`) when the block ends."""
         session = Session(self.settings(role, **overrides), component=component or role)

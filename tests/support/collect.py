@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from aigloo_edge.mqtt import Inbound, Session
 
@@ -40,3 +41,10 @@ class Collector:
                 message = await self.queue.get()
                 if message.topic == topic:
                     return message.payload
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = WAIT_S) -> None:
+    """Poll `condition` (state owned by another task) until true or the timeout expires."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - the state has no event to wait on
+            await asyncio.sleep(0.01)

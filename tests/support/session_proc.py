@@ -6,6 +6,7 @@ Prints `ready` once connected; runs until SIGINT/SIGTERM (exit 0) or SIGKILL.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 from aigloo_edge.mqtt import MqttSettings, Session
@@ -15,8 +16,6 @@ from aigloo_edge.runtime import run_until_stopped
 async def _serve(settings: MqttSettings, component: str) -> None:
     session = Session(settings, component=component)
     session.route(session.topics.filter("node_power_set"), _ignore)
-    import asyncio
-
     task = asyncio.create_task(session.run())
     await session.wait_connected(10)
     print("ready", flush=True)

@@ -60,8 +60,11 @@ async def test_router_calls_every_matching_handler_in_order() -> None:
     router.add("aigloo/nodes/+/telemetry", second, qos=0)
     for route in router.matching("aigloo/nodes/studio/telemetry"):
         await route.handler(Inbound("aigloo/nodes/studio/telemetry", b""))
-    assert calls == ["first aigloo/nodes/studio/telemetry", "second aigloo/nodes/studio/telemetry",
-                     "second aigloo/nodes/studio/telemetry"]
+    assert calls == [
+        "first aigloo/nodes/studio/telemetry",
+        "second aigloo/nodes/studio/telemetry",
+        "second aigloo/nodes/studio/telemetry",
+    ]
     assert router.subscriptions() == {"aigloo/nodes/+/telemetry": 1, "aigloo/#": 0}
     assert list(router.matching("other/topic")) == []
 

@@ -91,7 +91,10 @@ def test_infer_request_needs_exactly_one_of_messages_or_prompt() -> None:
     """A request with neither or both inputs is refused."""
     with pytest.raises(PayloadError, match="exactly one"):
         InferRequest.from_json(b'{"id": "r1", "model": "m"}')
-    both = b'{"id": "r1", "model": "m", "prompt": "hi", "messages": [{"role": "user", "content": "hi"}]}'
+    both = (
+        b'{"id": "r1", "model": "m", "prompt": "hi",'
+        b' "messages": [{"role": "user", "content": "hi"}]}'
+    )
     with pytest.raises(PayloadError, match="exactly one"):
         InferRequest.from_json(both)
 

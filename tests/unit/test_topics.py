@@ -102,8 +102,13 @@ def test_every_built_topic_matches_its_wildcard_filter(value: str, index: int) -
 def test_foreign_topics_do_not_match() -> None:
     """Topics outside the contract, or with invalid ids, are not recognised."""
     t = Topics()
-    for topic in ["aigloo/nodes/studio", "aigloo/nodes/Studio/info", "other/nodes/x/info",
-                  "aigloo/nodes/studio/telemetry/extra", "homeassistant/device/studio/config"]:
+    for topic in [
+        "aigloo/nodes/studio",
+        "aigloo/nodes/Studio/info",
+        "other/nodes/x/info",
+        "aigloo/nodes/studio/telemetry/extra",
+        "homeassistant/device/studio/config",
+    ]:
         assert t.match(topic) is None, topic
 
 
