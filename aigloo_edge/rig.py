@@ -24,7 +24,8 @@ async def run_rig(directory: Path, console: Console) -> None:
     creds = load_credentials(credentials_path(directory))
     broker = await asyncio.create_subprocess_exec(*argv, cwd=directory)
     try:
-        await wait_for_port(creds.host, creds.ports["mqtt"], broker)
+        for listener in ("mqtt", "websockets"):
+            await wait_for_port(creds.host, creds.ports[listener], broker)
         _print_where_to_look(console, directory, creds.host, creds.ports)
         await broker.wait()
         raise BrokerError(f"mosquitto exited with code {broker.returncode}")

@@ -150,35 +150,26 @@ async def test_protocol_311_option_connects_and_routes(broker: RunningBroker) ->
             await studio.publish(t.node_telemetry("studio"), b"{}", expiry_s=15)
 
 
-async def test_anonymous_connect_is_refused(broker: RunningBroker) -> None:
-    """The broker refuses a client without credentials on the TCP listener."""
-    with pytest.raises(aiomqtt.MqttError, match=r"[Nn]ot authori"):
-        async with aiomqtt.Client(
-            "127.0.0.1", broker.ports["mqtt"], protocol=aiomqtt.ProtocolVersion.V5
-        ):
-            pass
-
-
-async def test_wrong_password_is_refused(broker: RunningBroker) -> None:
-    """A known user with a wrong password is refused."""
-    with pytest.raises(aiomqtt.MqttError):
-        async with aiomqtt.Client(
-            "127.0.0.1",
-            broker.ports["mqtt"],
-            username="admin",
-            password="wrong",
-            protocol=aiomqtt.ProtocolVersion.V5,
-        ):
-            pass
-
-
-async def test_anonymous_websockets_connect_is_refused(broker: RunningBroker) -> None:
-    """The websockets listener refuses anonymous clients too."""
-    with pytest.raises(aiomqtt.MqttError):
+@pytest.mark.parametrize(
+    ("listener", "username", "password"),
+    [
+        ("mqtt", None, None),
+        ("mqtt", "admin", "wrong"),
+        ("websockets", None, None),
+        ("websockets", "mobile", "wrong"),
+    ],
+)
+async def test_anonymous_and_wrong_password_are_refused(
+    broker: RunningBroker, listener: str, username: str | None, password: str | None
+) -> None:
+    """Every listener refuses clients without credentials, or with a wrong password."""
+    with pytest.raises(aiomqtt.MqttError, match=r"[Nn]ot authori|[Bb]ad user name or password"):
         async with aiomqtt.Client(
             "127.0.0.1",
-            broker.ports["websockets"],
-            transport="websockets",
+            broker.ports[listener],
+            username=username,
+            password=password,
+            transport="websockets" if listener == "websockets" else "tcp",
             protocol=aiomqtt.ProtocolVersion.V5,
         ):
             pass

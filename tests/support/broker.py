@@ -65,7 +65,8 @@ class RunningBroker:
         argv = prepare(self.directory)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(argv, cwd=self.directory, stdout=log, stderr=log)
-        wait_listening(self.ports["mqtt"], self.process, self.log_path)
+        for listener in ("mqtt", "websockets", "tls") if self.tls else ("mqtt", "websockets"):
+            wait_listening(self.ports[listener], self.process, self.log_path)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
