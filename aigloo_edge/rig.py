@@ -11,7 +11,8 @@ from rich.console import Console
 
 from aigloo_edge.broker import credentials_path, init_broker, prepare
 from aigloo_edge.errors import BrokerError
-from aigloo_edge.mqtt.settings import load_credentials
+from aigloo_edge.mqtt.settings import Credentials, load_credentials
+from aigloo_edge.topics import Topics
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 10.0
@@ -26,7 +27,7 @@ async def run_rig(directory: Path, console: Console) -> None:
     try:
         for listener in ("mqtt", "websockets"):
             await wait_for_port(creds.host, creds.ports[listener], broker)
-        _print_where_to_look(console, directory, creds.host, creds.ports)
+        _print_where_to_look(console, directory, creds)
         await broker.wait()
         raise BrokerError(f"mosquitto exited with code {broker.returncode}")
     finally:
@@ -58,19 +59,20 @@ async def stop_process(process: asyncio.subprocess.Process) -> None:
         await process.wait()
 
 
-def _print_where_to_look(
-    console: Console, directory: Path, host: str, ports: dict[str, int]
-) -> None:
-    creds = credentials_path(directory)
+def _print_where_to_look(console: Console, directory: Path, creds: Credentials) -> None:
+    path = credentials_path(directory)
+    ports = creds.ports
     console.print(
-        f"[bold]Aigloo broker[/bold] on {host}: mqtt {ports['mqtt']}, "
+        f"[bold]Aigloo broker[/bold] on {creds.host}: mqtt {ports['mqtt']}, "
         f"websockets {ports['websockets']}, tls {ports['tls']} (if initialised)"
     )
-    console.print(f"credentials (one password per role): {creds}")
+    console.print(f"credentials (one password per role): {path}")
     console.print("watch everything as admin:")
+    password = f"$(grep '^  admin:' {path} | cut -d' ' -f4)"
+    everything = Topics(creds.base_topic).all()
     console.print(
-        f"  mosquitto_sub -h {host} -p {ports['mqtt']} -u admin "
-        f"-P \"$(grep '^  admin:' {creds} | cut -d' ' -f4)\" -t 'aigloo/#' -v",
+        f"  mosquitto_sub -h {creds.host} -p {ports['mqtt']} -u admin "
+        f"-P \"{password}\" -t '{everything}' -v",
         markup=False,
         highlight=False,
     )

@@ -253,6 +253,14 @@ class Topics:
         """The filter for every topic under the base."""
         return f"{self.base}/#"
 
+    def tree(self, *levels: str) -> str:
+        """The filter for a subtree, e.g. `tree("nodes", "studio")` → `aigloo/nodes/studio/#`."""
+        return "/".join([self.base, *(validate_id("topic level", lv) for lv in levels), "#"])
+
+    def discovery_tree(self) -> str:
+        """The filter for everything under the Home Assistant discovery prefix."""
+        return f"{self.discovery_prefix}/#"
+
     def match(self, topic: str) -> TopicMatch | None:
         """Recognise a concrete topic as a contract row, or None if it is not one."""
         levels = topic.split("/")

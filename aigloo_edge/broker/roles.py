@@ -36,48 +36,53 @@ def _commands(topics: Topics) -> list[str]:
 def _own_bridge(topics: Topics, role: str) -> Grant:
     return Grant(
         "readwrite",
-        f"{topics.base}/bridge/{role}/#",
+        topics.tree("bridge", role),
         "own availability, health and rejected-input reports",
     )
 
 
 def node_grants(topics: Topics, node: str) -> list[Grant]:
-    b = topics.base
     return [
-        Grant("readwrite", f"{b}/nodes/{node}/#", "own state; own commands (power/set, infer)"),
+        Grant(
+            "readwrite", topics.tree("nodes", node), "own state; own commands (power/set, infer)"
+        ),
         Grant("read", topics.infer_cancel(), "cancels for requests it may be running"),
-        Grant("write", f"{b}/infer/reply/#", "inference replies (stream chunks, final)"),
+        Grant("write", topics.tree("infer", "reply"), "inference replies (stream chunks, final)"),
         _own_bridge(topics, node),
     ]
 
 
 def service_grants(topics: Topics, role: str) -> list[Grant]:
-    b, everything = topics.base, topics.all()
+    everything = topics.all()
     commands = [Grant("write", c, "command") for c in _commands(topics)]
     table: dict[str, list[Grant]] = {
         "sensors": [
             Grant("write", topics.battery(), "station state"),
             Grant("write", topics.solar(), "solar input"),
-            Grant("write", f"{b}/env/#", "probe readings"),
+            Grant("write", topics.tree("env"), "probe readings"),
             Grant("write", topics.fans_profile(), "fan profile state"),
             Grant("read", topics.filter("power_output_set"), "station output commands"),
             Grant("read", topics.fans_profile_set(), "fan profile commands"),
         ],
         "rules": [
             Grant("read", everything, "every signal"),
-            Grant("write", f"{b}/rules/#", "rule state and events"),
+            Grant("write", topics.tree("rules"), "rule state and events"),
             *commands,
         ],
         "dispatcher": [
             Grant("read", everything, "nodes, power and requests"),
             Grant("write", topics.filter("node_infer"), "requests to workers"),
-            Grant("write", f"{b}/infer/reply/#", "answers it gives itself (errors, no worker)"),
+            Grant(
+                "write",
+                topics.tree("infer", "reply"),
+                "answers it gives itself (errors, no worker)",
+            ),
             Grant("write", topics.infer_cancel(), "cancels forwarded to workers"),
             Grant("write", topics.filter("node_power_set"), "wake a node for heavy work"),
         ],
         "homeassistant": [
             Grant("read", everything, "every state"),
-            Grant("readwrite", f"{topics.discovery_prefix}/#", "discovery and HA's status"),
+            Grant("readwrite", topics.discovery_tree(), "discovery and HA's status"),
             *commands,
         ],
         "mobile": [

@@ -20,6 +20,7 @@ from typing import Any
 from aigloo_edge.broker import init_broker, prepare
 from aigloo_edge.mqtt import MqttSettings, Session, TlsSettings
 from aigloo_edge.mqtt.settings import Credentials
+from aigloo_edge.runtime import cancel_and_wait
 from aigloo_edge.topics import Topics
 
 READY_TIMEOUT_S = 10.0
@@ -116,9 +117,7 @@ class RunningBroker:
                 await session.wait_connected(READY_TIMEOUT_S)
             yield session
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
 
 def make_broker(tmp: Path, *, tls: bool = False) -> RunningBroker:
