@@ -20,6 +20,8 @@ broker_app = typer.Typer(
     help="Set up and run the Mosquitto broker (on the Mini).", no_args_is_help=True
 )
 app.add_typer(broker_app, name="broker")
+config_app = typer.Typer(help="Check machine config files.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -121,6 +123,48 @@ def broker_start(
     from aigloo_edge.broker import exec_foreground
 
     exec_foreground(directory)
+
+
+ConfigFile = Annotated[Path, typer.Argument(help="A machine's config, e.g. agents/studio.yaml.")]
+
+
+@config_app.command("check")
+def config_check(files: Annotated[list[Path], typer.Argument(help="Config files.")]) -> None:
+    """Validate config files without starting anything; errors name file:line and why."""
+    from aigloo_edge.config import load_config
+
+    failed = False
+    for path in files:
+        try:
+            config = load_config(path)
+        except AiglooError as exc:
+            err_console.print(str(exc), markup=False, highlight=False)
+            failed = True
+            continue
+        console.print(f"{path}: ok (node {config.node}: {', '.join(config.components)})")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(config_file: ConfigFile) -> None:
+    """Run every component the machine's config enables, in one process, until Ctrl-C."""
+    _run_components(config_file, None)
+
+
+@app.command()
+def agent(config_file: ConfigFile) -> None:
+    """Run only the node agent (telemetry, info, sleep) of a machine's config."""
+    _run_components(config_file, {"agent"})
+
+
+def _run_components(config_file: Path, only: set[str] | None) -> None:
+    from aigloo_edge.app import run_machine
+    from aigloo_edge.config import load_config
+    from aigloo_edge.runtime import run_until_stopped
+
+    config = load_config(config_file)
+    run_until_stopped(run_machine(config, only))
 
 
 @app.command()

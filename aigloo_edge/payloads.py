@@ -138,7 +138,7 @@ class NodeTelemetry(Payload):
     infer_queue: int | None = Field(default=None, ge=0)
 
 
-PowerStateValue = Literal["awake", "sleeping", "waking"]
+PowerStateValue = Literal["awake", "sleeping", "waking", "unreachable"]
 
 
 class PowerState(Payload):
@@ -176,8 +176,11 @@ class Command(Payload):
 
 
 class PowerCommand(Command):
+    """`sleep` drains running jobs first unless `force`; `wake` is carried out by the waker."""
+
     plain_field: ClassVar[str] = "state"
     state: Literal["sleep", "wake"]
+    force: bool = False
 
 
 class OutputCommand(Command):

@@ -41,15 +41,23 @@ def _own_bridge(topics: Topics, role: str) -> Grant:
     )
 
 
+WAKER_NODES: Final = ("mini",)
+
+
 def node_grants(topics: Topics, node: str) -> list[Grant]:
-    return [
-        Grant(
-            "readwrite", topics.tree("nodes", node), "own state; own commands (power/set, infer)"
-        ),
+    grants = [
+        Grant("readwrite", topics.tree("nodes", node), "own state; own commands (power/set)"),
         Grant("read", topics.infer_cancel(), "cancels for requests it may be running"),
         Grant("write", topics.tree("infer", "reply"), "inference replies (stream chunks, final)"),
         _own_bridge(topics, node),
     ]
+    if node in WAKER_NODES:
+        grants += [
+            Grant("read", topics.filter("node_power_set"), "waker: wake commands for peers"),
+            Grant("read", topics.filter("node_availability"), "waker: sees a woken peer arrive"),
+            Grant("write", topics.filter("node_power"), "waker: peers' waking/unreachable"),
+        ]
+    return grants
 
 
 def service_grants(topics: Topics, role: str) -> list[Grant]:

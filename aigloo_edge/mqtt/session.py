@@ -85,6 +85,7 @@ class Session:
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
         self._retained: dict[str, _RetainedState] = {}
+        self._connect_hooks: list[Callable[[], Awaitable[None]]] = []
         self._log_extra = {"component": component}
 
     # --- public API ------------------------------------------------------------------------
@@ -99,6 +100,14 @@ class Session:
                 await self._connected.wait()
         except TimeoutError:
             raise NotConnectedError(f"{self.component}: not connected after {timeout}s") from None
+
+    def on_connect(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `hook` on every (re)connect, after the birth and before retained state goes out.
+
+        A hook may call `set_state`: the session is not yet marked connected, so the state is
+        only stored, and goes out once with the rest.
+        """
+        self._connect_hooks.append(hook)
 
     def route(self, topic_filter: str, handler: Handler, *, qos: int = 1) -> Route:
         """Add a handler; subscribes now if connected, and again after every reconnect."""
@@ -259,6 +268,8 @@ class Session:
         # Subscribe before the birth message so no command sent on seeing us online is lost.
         await self._subscribe_all(client)
         await client.publish(self.availability_topic, AVAILABILITY_ONLINE, qos=1, retain=True)
+        for hook in self._connect_hooks:
+            await hook()
         self._connected.set()
         await self._republish_state(client)
         await self._publish_health()

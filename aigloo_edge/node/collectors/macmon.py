@@ -1,0 +1,136 @@
+"""Parse `macmon pipe`: one compact JSON object per line per interval, no root needed.
+
+Format facts (sources in tests/data/macmon/README.md):
+- `cpu_power`, `gpu_power`, `ane_power`, `all_power` (their sum), `sys_power`: watts.
+- `gpu_usage` is `[freq_mhz, ratio]`, ratio 0..1; macmon 0.8 also names it `gpu_scaled_ratio`.
+- `temp.cpu_temp_avg`, `temp.gpu_temp_avg`: °C averaged over the SMC/HID sensors.
+- macmon writes 0 for a reading it could not take (no sensor, no `PSTR` key), so a zero
+  temperature or system power means "not reported", not 0 °C or 0 W.
+- No thermal pressure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import Any, Final
+
+from aigloo_edge.errors import PayloadError
+from aigloo_edge.node.collectors.sample import AppleSample
+
+log = logging.getLogger(__name__)
+
+# A line with per-core usages of a 32-core Ultra is about 2 KB.
+MAX_LINE_BYTES: Final = 1024 * 1024
+
+_TEMPERATURES: Final = (("cpu", "cpu_temp_avg"), ("gpu", "gpu_temp_avg"))
+
+
+class LineStream:
+    """Turns chunks of `macmon pipe` stdout into samples; a bad line is counted, not fatal."""
+
+    def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        self._buffer = bytearray()
+        self._max_line_bytes = max_line_bytes
+        self.rejected = 0
+        self.last_error: str | None = None
+
+    def feed(self, data: bytes) -> list[AppleSample]:
+        """Buffer `data`; return a sample for every complete line, in stream order."""
+        self._buffer += data
+        *lines, rest = self._buffer.split(b"\n")
+        self._buffer = bytearray(rest)
+        samples: list[AppleSample] = []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                samples.append(parse_line(bytes(line)))
+            except PayloadError as exc:
+                self._reject(str(exc))
+        if len(self._buffer) > self._max_line_bytes:
+            self._buffer.clear()
+            self._reject(f"line longer than {self._max_line_bytes} bytes")
+        return samples
+
+    def _reject(self, reason: str) -> None:
+        self.rejected += 1
+        self.last_error = reason
+        log.warning("macmon line rejected: %s", reason)
+
+
+def parse_line(line: bytes | str) -> AppleSample:
+    """One `macmon pipe` line as a sample; unknown keys are ignored, bad ones raise PayloadError."""
+    doc = _load(line)
+    temp = _object(doc, "temp")
+    return AppleSample(
+        cpu_w=_number(doc, "cpu_power"),
+        gpu_w=_number(doc, "gpu_power"),
+        ane_w=_number(doc, "ane_power"),
+        package_w=_number(doc, "all_power"),
+        system_w=_reading(doc, "sys_power"),
+        gpu_pct=_gpu_pct(doc),
+        temperatures_c={
+            name: value for name, key in _TEMPERATURES if (value := _reading(temp, key)) is not None
+        },
+    )
+
+
+def _load(line: bytes | str) -> dict[str, Any]:
+    try:
+        doc = json.loads(line)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise PayloadError(f"not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise PayloadError("line: expected a JSON object")
+    return doc
+
+
+def _object(doc: dict[str, Any], key: str) -> dict[str, Any]:
+    value = doc.get(key, {})
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError(f"{key}: expected an object")
+    return value
+
+
+def _number(doc: dict[str, Any], key: str) -> float | None:
+    """A finite, non-negative number, or None when absent or null."""
+    return _as_number(key, doc.get(key))
+
+
+def _as_number(key: str, value: object) -> float | None:
+    if value is None:
+        return None
+    # bool is an int subclass: `true` must not read as 1.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PayloadError(f"{key}: expected a number")
+    try:
+        number = float(value)
+    except OverflowError as exc:
+        raise PayloadError(f"{key}: out of range") from exc
+    if not math.isfinite(number) or number < 0:
+        raise PayloadError(f"{key}: expected a finite number >= 0")
+    return number
+
+
+def _reading(doc: dict[str, Any], key: str) -> float | None:
+    """Like _number, but macmon's 0 placeholder for "could not read" becomes None."""
+    return _number(doc, key) or None
+
+
+def _gpu_pct(doc: dict[str, Any]) -> float | None:
+    usage = doc.get("gpu_usage")
+    if usage is None:
+        ratio = _number(doc, "gpu_scaled_ratio")
+    elif isinstance(usage, list) and len(usage) == 2:
+        ratio = _as_number("gpu_usage", usage[1])
+    else:
+        raise PayloadError("gpu_usage: expected [freq_mhz, ratio]")
+    if ratio is None:
+        return None
+    if ratio > 1:
+        raise PayloadError("gpu_usage: ratio expected 0..1")
+    return ratio * 100
