@@ -22,8 +22,8 @@ broker_app = typer.Typer(
 app.add_typer(broker_app, name="broker")
 config_app = typer.Typer(help="Check machine config files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_BROKER_DIR = Path(".aigloo/broker")
 

@@ -51,15 +51,22 @@ def parse_yaml(text: str, path: Path) -> YamlDocument:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: invalid YAML: {exc.problem or exc.context}") from exc
+        raise ConfigError(_describe_yaml_error(path, exc)) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
     lines: dict[PathKey, int] = {}
     if node is not None:
         _index(node, (), lines, path)
     return YamlDocument(path, data, lines)
+
+
+def _describe_yaml_error(path: Path, exc: yaml.MarkedYAMLError) -> str:
+    mark = exc.problem_mark or exc.context_mark
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    text = f"{where}: invalid YAML: {exc.problem or exc.context}"
+    if exc.context and exc.context_mark and exc.problem:
+        text += f" ({exc.context} started at line {exc.context_mark.line + 1})"
+    return text
 
 
 def _index(node: yaml.Node, here: PathKey, lines: dict[PathKey, int], path: Path) -> None:

@@ -29,7 +29,7 @@ SendPacket = Callable[[WakeTarget], None]
 
 def send_magic_packet(target: WakeTarget) -> None:
     """Broadcast the Wake-on-LAN magic packet (6 bytes of 0xFF, then the MAC 16 times) over UDP."""
-    wakeonlan.send_magic_packet(target.mac, ip_address=target.broadcast, port=target.port)
+    wakeonlan.wake(target.mac, host=target.broadcast, port=target.port)
 
 
 class Waker:

@@ -106,11 +106,16 @@ class RunningBroker:
         role: str,
         *,
         component: str | None = None,
+        availability_topic: str | None = None,
         connect: bool = True,
         **overrides: Any,
     ) -> AsyncIterator[Session]:
         """A running Session as `role`; cancelled (and so `offline`) when the block ends."""
-        session = Session(self.settings(role, **overrides), component=component or role)
+        session = Session(
+            self.settings(role, **overrides),
+            component=component or role,
+            availability_topic=availability_topic,
+        )
         task = asyncio.create_task(session.run())
         try:
             if connect:

@@ -21,14 +21,17 @@ class StreamingSource:
     stays empty: never an error loop.
     """
 
-    def __init__(self, name: str, argv: list[str], parse: Parser) -> None:
+    def __init__(
+        self, name: str, argv: list[str], parse: Parser, platforms: tuple[str, ...] = ("darwin",)
+    ) -> None:
         self.name = name
         self.argv = argv
+        self.platforms = platforms
         self._parse = parse
         self.latest: AppleSample | None = None
 
     def unavailable_reason(self) -> str | None:
-        if sys.platform != "darwin":
+        if sys.platform not in self.platforms:
             return "macOS only"
         if shutil.which(self.argv[0]) is None:
             return f"{self.argv[0]} not found"
