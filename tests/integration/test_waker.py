@@ -56,7 +56,7 @@ async def _receive(sock: socket.socket) -> bytes:
 async def test_wake_sends_the_magic_packet_then_awake_when_the_target_is_online(
     broker: RunningBroker,
 ) -> None:
-    """`wake` → 6×0xFF + 16×MAC on UDP, `waking`; the Studio's agent online → `awake`."""
+    """`wake` → 6x0xFF + 16xMAC on UDP, `waking`; the Studio's agent online → `awake`."""
     t = broker.topics
     power = t.node_power("studio")
     with udp_listener() as sock:
