@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from aigloo_edge import __version__, logs
 from aigloo_edge.errors import AiglooError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     help="Aigloo Edge: an off-grid AI-inference rig of Macs, driven over MQTT.",
@@ -22,15 +25,29 @@ broker_app = typer.Typer(
 app.add_typer(broker_app, name="broker")
 config_app = typer.Typer(help="Check machine config files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+
+
+@functools.cache
+def _out() -> Console:
+    """rich, loaded only by commands that print: `aigloo run` stays light."""
+    from rich.console import Console
+
+    return Console(soft_wrap=True)
+
+
+@functools.cache
+def _err() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True)
+
 
 DEFAULT_BROKER_DIR = Path(".aigloo/broker")
 
 
 def _version(value: bool) -> None:
     if value:
-        console.print(f"aigloo-edge {__version__}")
+        _out().print(f"aigloo-edge {__version__}")
         raise typer.Exit
 
 
@@ -57,12 +74,12 @@ def schema(
     if check:
         stale = check_schemas(out)
         if stale:
-            err_console.print(f"out of date in {out}: {', '.join(stale)} (run `aigloo schema`)")
+            _err().print(f"out of date in {out}: {', '.join(stale)} (run `aigloo schema`)")
             raise typer.Exit(1)
-        console.print(f"{out}: up to date")
+        _out().print(f"{out}: up to date")
         return
     written = write_schemas(out)
-    console.print(f"wrote {len(written)} schemas to {out}")
+    _out().print(f"wrote {len(written)} schemas to {out}")
 
 
 @app.command()
@@ -107,7 +124,7 @@ def broker_init(
         tls_hosts=tls_host or [],
         rotate=rotate,
     )
-    console.print(
+    _out().print(
         f"broker directory {directory}: {len(creds.users)} roles, "
         f"credentials in {credentials_path(directory)}" + (", TLS ready" if tls else "")
     )
@@ -138,10 +155,10 @@ def config_check(files: Annotated[list[Path], typer.Argument(help="Config files.
         try:
             config = load_config(path)
         except AiglooError as exc:
-            err_console.print(str(exc), markup=False, highlight=False)
+            _err().print(str(exc), markup=False, highlight=False)
             failed = True
             continue
-        console.print(f"{path}: ok (node {config.node}: {', '.join(config.components)})")
+        _out().print(f"{path}: ok (node {config.node}: {', '.join(config.components)})")
     if failed:
         raise typer.Exit(1)
 
@@ -172,17 +189,20 @@ def up(
     directory: Annotated[Path, typer.Option("--dir", help="Broker directory.")] = (
         DEFAULT_BROKER_DIR
     ),
+    machine: Annotated[
+        Path | None, typer.Option(help="This machine's config (none: the broker alone).")
+    ] = Path("agents/local.yaml"),
 ) -> None:
-    """Start the rig on this machine (today: the broker) until Ctrl-C."""
+    """Start the rig on this machine: the broker, then this machine's components, until Ctrl-C."""
     from aigloo_edge.rig import run_rig
     from aigloo_edge.runtime import run_until_stopped
 
-    run_until_stopped(run_rig(directory, console))
+    run_until_stopped(run_rig(directory, machine, _out()))
 
 
 def main() -> None:
     try:
         app()
     except AiglooError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        _err().print(f"[red]error:[/red] {exc}", highlight=False)
         raise SystemExit(2) from None

@@ -8,6 +8,7 @@ Commands also accept a plain value (`sleep`) as well as JSON (`{"state": "sleep"
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from typing import Annotated, ClassVar, Final, Literal, Self, TypeVar
@@ -36,10 +37,20 @@ def now() -> float:
     return time.time()
 
 
-class Payload(BaseModel):
-    """Base of every JSON payload: version, timestamp, tolerant of extra keys, strict types."""
+class Wire(BaseModel):
+    """Base of every wire model: tolerant of extra keys, strict on types, no NaN/inf.
 
-    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False, frozen=True)
+    Schemas are built on first use (`defer_build`), so a process builds only the models it
+    uses: the node agent stays light.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore", strict=True, allow_inf_nan=False, frozen=True, defer_build=True
+    )
+
+
+class Payload(Wire):
+    """Base of every JSON payload: version and timestamp."""
 
     v: int = Field(default=SCHEMA_VERSION, ge=1, description="payload schema version")
     ts: float = Field(default_factory=now, ge=0, description="Unix seconds when produced")
@@ -87,25 +98,22 @@ class NodeInfo(Payload):
     models: list[str] = Field(default_factory=list, description="inference models served")
 
 
-class DiskUsage(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False, frozen=True)
+class DiskUsage(Wire):
     mount: str
     used_bytes: Bytes
     total_bytes: Bytes
     used_pct: Pct
 
 
-class NodeBattery(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False, frozen=True)
+class NodeBattery(Wire):
     soc_pct: Pct
     plugged: bool
     remaining_s: Seconds | None = None
 
 
-class NodePower(BaseModel):
+class NodePower(Wire):
     """Apple-silicon power rails in watts (powermetrics or macmon), any of which may be absent."""
 
-    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False, frozen=True)
     cpu_w: Watts | None = None
     gpu_w: Watts | None = None
     ane_w: Watts | None = None
@@ -204,8 +212,7 @@ class RuleCommand(Command):
 # --- inference ------------------------------------------------------------------------------
 
 
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+class ChatMessage(Wire):
     role: Literal["system", "user", "assistant", "tool"]
     content: str = Field(max_length=200_000)
 
@@ -239,8 +246,7 @@ class InferChunk(Payload):
     text: str
 
 
-class InferError(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+class InferError(Wire):
     code: Literal["busy", "timeout", "cancelled", "bad_request", "no_worker", "engine", "internal"]
     message: str
 
@@ -262,7 +268,12 @@ class InferFinal(Payload):
 
 
 InferReply = Annotated[InferChunk | InferFinal, Field(discriminator="type")]
-INFER_REPLY_ADAPTER: Final[TypeAdapter[InferChunk | InferFinal]] = TypeAdapter(InferReply)
+
+
+@functools.cache
+def infer_reply_adapter() -> TypeAdapter[InferChunk | InferFinal]:
+    """Parses one reply-stream message as a chunk or the final, by `type` (built on first use)."""
+    return TypeAdapter(InferReply)
 
 
 class InferCancel(Payload):
@@ -272,8 +283,7 @@ class InferCancel(Payload):
 # --- power station, environment, fans -------------------------------------------------------
 
 
-class Outputs(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+class Outputs(Wire):
     ac: bool | None = None
     dc: bool | None = None
     usb: bool | None = None
@@ -382,7 +392,7 @@ def json_schemas() -> dict[str, str]:
         schema = model.model_json_schema(mode="validation")
         schema["$id"] = f"https://aigloo.invalid/schemas/v{SCHEMA_VERSION}/{name}.json"
         files[f"{name}.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
-    reply = INFER_REPLY_ADAPTER.json_schema(mode="validation")
+    reply = infer_reply_adapter().json_schema(mode="validation")
     reply["title"] = "InferReply"
     files["InferReply.json"] = json.dumps(reply, indent=2, sort_keys=True) + "\n"
     return files

@@ -1,4 +1,4 @@
-"""`aigloo up`: the rig on this machine. Today the broker; the components join as they land."""
+"""`aigloo up`: the rig on this machine: the broker, then this machine's components."""
 
 from __future__ import annotations
 
@@ -9,29 +9,56 @@ from pathlib import Path
 
 from rich.console import Console
 
+from aigloo_edge.app import run_machine
 from aigloo_edge.broker import credentials_path, init_broker, prepare
+from aigloo_edge.config import AgentConfig, load_config
 from aigloo_edge.errors import BrokerError
 from aigloo_edge.mqtt.settings import Credentials, load_credentials
+from aigloo_edge.runtime import cancel_and_wait
 from aigloo_edge.topics import Topics
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 10.0
+BROKER_LOG = "mosquitto.log"
 
 
-async def run_rig(directory: Path, console: Console) -> None:
+async def run_rig(directory: Path, machine: Path | None, console: Console) -> None:
+    """Start Mosquitto on `directory`, then the components of the `machine` config."""
     if not credentials_path(directory).exists():
         init_broker(directory)
     argv = prepare(directory)
     creds = load_credentials(credentials_path(directory))
-    broker = await asyncio.create_subprocess_exec(*argv, cwd=directory)
+    config = on_this_broker(load_config(machine), directory, creds) if machine else None
+    with (directory / BROKER_LOG).open("ab") as broker_log:
+        broker = await asyncio.create_subprocess_exec(
+            *argv, cwd=directory, stdout=broker_log, stderr=broker_log
+        )
+    components: asyncio.Task[None] | None = None
     try:
         for listener in ("mqtt", "websockets"):
             await wait_for_port(creds.host, creds.ports[listener], broker)
-        _print_where_to_look(console, directory, creds)
+        if config is not None:
+            components = asyncio.create_task(run_machine(config))
+        _print_where_to_look(console, directory, creds, config)
         await broker.wait()
         raise BrokerError(f"mosquitto exited with code {broker.returncode}")
     finally:
+        if components is not None:
+            await cancel_and_wait(components)
         await stop_process(broker)
+
+
+def on_this_broker(config: AgentConfig, directory: Path, creds: Credentials) -> AgentConfig:
+    """The machine config pointed at the broker `up` runs (its port, base and credentials)."""
+    broker = config.broker.model_copy(
+        update={
+            "host": creds.host,
+            "port": creds.ports["mqtt"],
+            "base_topic": creds.base_topic,
+            "credentials_file": credentials_path(directory).resolve(),
+        }
+    )
+    return config.model_copy(update={"broker": broker})
 
 
 async def wait_for_port(host: str, port: int, process: asyncio.subprocess.Process) -> None:
@@ -59,20 +86,28 @@ async def stop_process(process: asyncio.subprocess.Process) -> None:
         await process.wait()
 
 
-def _print_where_to_look(console: Console, directory: Path, creds: Credentials) -> None:
+def _print_where_to_look(
+    console: Console, directory: Path, creds: Credentials, config: AgentConfig | None
+) -> None:
     path = credentials_path(directory)
     ports = creds.ports
+    topics = Topics(creds.base_topic)
     console.print(
         f"[bold]Aigloo broker[/bold] on {creds.host}: mqtt {ports['mqtt']}, "
         f"websockets {ports['websockets']}, tls {ports['tls']} (if initialised)"
     )
     console.print(f"credentials (one password per role): {path}")
-    console.print("watch everything as admin:")
+    console.print(f"broker log: {directory / BROKER_LOG}")
+    if config is not None:
+        console.print(
+            f"node [bold]{config.node}[/bold] runs {', '.join(config.components)}: "
+            f"telemetry on {topics.node_telemetry(config.node)}"
+        )
     password = f"$(grep '^  admin:' {path} | cut -d' ' -f4)"
-    everything = Topics(creds.base_topic).all()
+    console.print("watch everything as admin:")
     console.print(
         f"  mosquitto_sub -h {creds.host} -p {ports['mqtt']} -u admin "
-        f"-P \"{password}\" -t '{everything}' -v",
+        f"-P \"{password}\" -t '{topics.all()}' -v",
         markup=False,
         highlight=False,
     )

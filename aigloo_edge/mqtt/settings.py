@@ -13,7 +13,7 @@ from aigloo_edge.errors import ConfigError
 
 
 class TlsSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     ca_file: Path | None = Field(default=None, description="CA that signed the broker's cert")
     cert_file: Path | None = None
@@ -32,7 +32,7 @@ class TlsSettings(BaseModel):
 class MqttSettings(BaseModel):
     """Connection settings; strict because they come from config files, never the network."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
@@ -64,7 +64,7 @@ class MqttSettings(BaseModel):
 class Credentials(BaseModel):
     """The credentials file: one random password per role, plus where the broker listens."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     base_topic: str
     host: str

@@ -1,4 +1,4 @@
-"""`aigloo up` as a user runs it: broker set up and reachable, Ctrl-C stops it cleanly."""
+"""`aigloo up` as a user runs it: broker and this machine's agent; Ctrl-C stops both cleanly."""
 
 from __future__ import annotations
 
@@ -9,38 +9,54 @@ from pathlib import Path
 
 from aigloo_edge.broker import init_broker
 from aigloo_edge.mqtt import Session, load_credentials
+from aigloo_edge.payloads import NodeTelemetry
+from aigloo_edge.runtime import cancel_and_wait
 from tests.support.broker import free_port
 from tests.support.collect import Collector
 
+ROOT = Path(__file__).resolve().parents[2]
 
-async def test_up_starts_the_broker_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    """`aigloo up --dir D` runs Mosquitto on D's ports; SIGINT stops it and exits 0."""
+
+async def test_up_runs_broker_and_agent_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    """`aigloo up` serves the broker and agents/local.yaml's agent; SIGINT stops both, exit 0."""
     directory = tmp_path / "broker"
     ports = {"mqtt": free_port(), "websockets": free_port(), "tls": free_port()}
     init_broker(directory, ports=ports)
     aigloo = Path(sys.executable).parent / "aigloo"
+    machine = ROOT / "agents" / "local.yaml"
     process = await asyncio.create_subprocess_exec(
-        str(aigloo), "up", "--dir", str(directory), stdout=asyncio.subprocess.PIPE
+        str(aigloo),
+        "up",
+        "--dir",
+        str(directory),
+        "--machine",
+        str(machine),
+        stdout=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None
+    settings = load_credentials(directory / "credentials.yaml").settings_for("admin")
+    session = Session(settings, component="probe")
+    t = session.topics
+    availability = Collector(session, t.node_availability("mini"))
+    telemetry = Collector(session, t.node_telemetry("mini"))
+    task: asyncio.Task[None] | None = None
     try:
         async with asyncio.timeout(20):
             banner = (await process.stdout.readline()).decode()
         assert f"mqtt {ports['mqtt']}" in banner
-        settings = load_credentials(directory / "credentials.yaml").settings_for("admin")
-        session = Session(settings, component="probe")
         task = asyncio.create_task(session.run())
-        seen = Collector(session, session.topics.solar())
         await session.wait_connected(10)
-        await session.sync_subscriptions()
-        await session.publish(session.topics.solar(), b'{"watts": 1}')
-        assert (await seen.next()).payload == b'{"watts": 1}'
-        task.cancel()
+        assert await availability.value_on(t.node_availability("mini"), timeout=15) == b"online"
+        reading = NodeTelemetry.from_json((await telemetry.next(timeout=15)).payload)
+        assert reading.node == "mini"
         process.send_signal(signal.SIGINT)
+        assert await availability.value_on(t.node_availability("mini")) == b"offline"
         async with asyncio.timeout(15):
             assert await process.wait() == 0
-        assert not (await _port_open(ports["mqtt"])), "Mosquitto stopped with the rig"
+        assert not await _port_open(ports["mqtt"]), "Mosquitto stopped with the rig"
     finally:
+        if task is not None:
+            await cancel_and_wait(task)
         if process.returncode is None:
             process.kill()
             await process.wait()

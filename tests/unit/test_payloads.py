@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from aigloo_edge.errors import PayloadError
 from aigloo_edge.payloads import (
-    INFER_REPLY_ADAPTER,
     SCHEMA_MODELS,
     Battery,
     Climate,
@@ -22,6 +21,7 @@ from aigloo_edge.payloads import (
     OutputCommand,
     PowerCommand,
     RuleCommand,
+    infer_reply_adapter,
 )
 from aigloo_edge.schemas import check_schemas
 from aigloo_edge.topics import SPECS
@@ -101,8 +101,8 @@ def test_infer_request_needs_exactly_one_of_messages_or_prompt() -> None:
 
 def test_infer_reply_is_a_chunk_or_a_final_by_its_type() -> None:
     """Clients parse one reply stream with one adapter, discriminated by `type`."""
-    chunk = INFER_REPLY_ADAPTER.validate_json(InferChunk(id="r1", seq=0, text="Par").to_json())
-    final = INFER_REPLY_ADAPTER.validate_json(InferFinal(id="r1", seq=1, ok=True).to_json())
+    chunk = infer_reply_adapter().validate_json(InferChunk(id="r1", seq=0, text="Par").to_json())
+    final = infer_reply_adapter().validate_json(InferFinal(id="r1", seq=1, ok=True).to_json())
     assert isinstance(chunk, InferChunk)
     assert isinstance(final, InferFinal)
 
