@@ -76,7 +76,7 @@ SPECS: Final[tuple[TopicSpec, ...]] = (
         "{base}/nodes/{node}/power",
         R.YES,
         "PowerState",
-        "`awake` / `sleeping` / `waking`",
+        "`awake` / `sleeping` / `waking` / `unreachable` (+ reason)",
     ),
     _spec(
         "node_power_set", "{base}/nodes/{node}/power/set", R.NO, "PowerCommand", "`sleep` / `wake`"
