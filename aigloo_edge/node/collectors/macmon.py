@@ -12,14 +12,12 @@ Format facts (sources in tests/data/macmon/README.md):
 from __future__ import annotations
 
 import json
-import logging
 import math
 from typing import Any, Final
 
 from aigloo_edge.errors import PayloadError
+from aigloo_edge.node.collectors.framing import RecordStream
 from aigloo_edge.node.collectors.sample import AppleSample
-
-log = logging.getLogger(__name__)
 
 # A line with per-core usages of a 32-core Ultra is about 2 KB.
 MAX_LINE_BYTES: Final = 1024 * 1024
@@ -27,37 +25,25 @@ MAX_LINE_BYTES: Final = 1024 * 1024
 _TEMPERATURES: Final = (("cpu", "cpu_temp_avg"), ("gpu", "gpu_temp_avg"))
 
 
-class LineStream:
-    """Turns chunks of `macmon pipe` stdout into samples; a bad line is counted, not fatal."""
+class LineStream(RecordStream):
+    """Turns chunks of `macmon pipe` stdout into samples, one per line."""
+
+    record = "line"
+    source = "macmon"
 
     def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
-        self._buffer = bytearray()
-        self._max_line_bytes = max_line_bytes
-        self.rejected = 0
-        self.last_error: str | None = None
+        super().__init__(max_line_bytes)
 
-    def feed(self, data: bytes) -> list[AppleSample]:
-        """Buffer `data`; return a sample for every complete line, in stream order."""
-        self._buffer += data
-        *lines, rest = self._buffer.split(b"\n")
-        self._buffer = bytearray(rest)
-        samples: list[AppleSample] = []
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                samples.append(parse_line(bytes(line)))
-            except PayloadError as exc:
-                self._reject(str(exc))
-        if len(self._buffer) > self._max_line_bytes:
-            self._buffer.clear()
-            self._reject(f"line longer than {self._max_line_bytes} bytes")
-        return samples
+    def _next_record(self) -> bytes | None:
+        end = self._buffer.find(b"\n")
+        if end < 0:
+            return None
+        line = bytes(self._buffer[:end])
+        del self._buffer[: end + 1]
+        return line
 
-    def _reject(self, reason: str) -> None:
-        self.rejected += 1
-        self.last_error = reason
-        log.warning("macmon line rejected: %s", reason)
+    def _parse(self, record: bytes) -> AppleSample:
+        return parse_line(record)
 
 
 def parse_line(line: bytes | str) -> AppleSample:

@@ -13,17 +13,15 @@ Format facts (sources in tests/data/powermetrics/README.md):
 
 from __future__ import annotations
 
-import logging
 import math
 import plistlib
 from typing import Any, Final
 from xml.parsers.expat import ExpatError
 
 from aigloo_edge.errors import PayloadError
+from aigloo_edge.node.collectors.framing import RecordStream
 from aigloo_edge.node.collectors.sample import AppleSample
 from aigloo_edge.payloads import ThermalPressure
-
-log = logging.getLogger(__name__)
 
 # A sample with every sampler on (`-s all`, hundreds of tasks) is about 300 KB.
 MAX_DOCUMENT_BYTES: Final = 8 * 1024 * 1024
@@ -42,31 +40,16 @@ _PRESSURES: Final[dict[str, ThermalPressure]] = {
 _PLIST_ERRORS: Final = (ExpatError, ValueError, LookupError, AttributeError, TypeError)
 
 
-class PlistStream:
-    """Turns chunks of powermetrics' stdout into samples; a bad document is counted, not fatal."""
+class PlistStream(RecordStream):
+    """Turns chunks of powermetrics' stdout into samples, one per plist document."""
+
+    record = "document"
+    source = "powermetrics"
 
     def __init__(self, max_document_bytes: int = MAX_DOCUMENT_BYTES) -> None:
-        self._buffer = bytearray()
-        self._max_document_bytes = max_document_bytes
-        self.rejected = 0
-        self.last_error: str | None = None
+        super().__init__(max_document_bytes)
 
-    def feed(self, data: bytes) -> list[AppleSample]:
-        """Buffer `data`; return a sample for every document it completed, in stream order."""
-        self._buffer += data
-        samples: list[AppleSample] = []
-        while (document := self._next_document()) is not None:
-            try:
-                samples.append(parse_document(document))
-            except PayloadError as exc:
-                self._reject(str(exc))
-        if len(self._buffer) > self._max_document_bytes:
-            self._buffer.clear()
-            self._reject(f"document longer than {self._max_document_bytes} bytes")
-        return samples
-
-    def _next_document(self) -> bytes | None:
-        """Cut the first complete document off the buffer, or None while it is incomplete."""
+    def _next_record(self) -> bytes | None:
         del self._buffer[: _gap_length(self._buffer)]
         bounds = _document_bounds(self._buffer)
         if bounds is None:
@@ -76,10 +59,8 @@ class PlistStream:
         del self._buffer[:skip]
         return document
 
-    def _reject(self, reason: str) -> None:
-        self.rejected += 1
-        self.last_error = reason
-        log.warning("powermetrics document rejected: %s", reason)
+    def _parse(self, record: bytes) -> AppleSample:
+        return parse_document(record)
 
 
 def _gap_length(buffer: bytearray) -> int:
