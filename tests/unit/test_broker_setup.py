@@ -25,6 +25,7 @@ def test_project_config_has_what_the_mini_needs() -> None:
     assert settings["per_listener_settings"] == ["true"]
     assert settings["persistence"] == ["true"]
     assert settings["check_retain_source"] == ["true"]
+    assert settings["set_tcp_nodelay"] == ["true"]
     for limit in ("max_packet_size", "max_queued_messages", "max_keepalive", "autosave_interval"):
         assert limit in settings
     assert [block.kind for block in listeners] == ["mqtt", "websockets", "tls"]
