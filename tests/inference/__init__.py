@@ -1,0 +1,1 @@
+"""Tests of the inference subpackage (they run the real demo model on the CPU)."""
