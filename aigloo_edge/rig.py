@@ -43,9 +43,12 @@ async def run_rig(directory: Path, machine: Path | None, console: Console) -> No
         await broker.wait()
         raise BrokerError(f"mosquitto exited with code {broker.returncode}")
     finally:
-        if components is not None:
-            await cancel_and_wait(components)
-        await stop_process(broker)
+        try:
+            if components is not None:
+                await cancel_and_wait(components)
+        finally:
+            # Even if a second Ctrl-C cuts the components' goodbye short, stop the broker.
+            await stop_process(broker)
 
 
 def on_this_broker(config: AgentConfig, directory: Path, creds: Credentials) -> AgentConfig:
