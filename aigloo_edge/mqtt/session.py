@@ -87,6 +87,7 @@ class Session:
         self._connected = asyncio.Event()
         self._retained: dict[str, _RetainedState] = {}
         self._connect_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._inbox: list[asyncio.Queue[aiomqtt.Message]] = []
         self._log_extra = {"component": component}
 
     # --- public API ------------------------------------------------------------------------
@@ -235,6 +236,7 @@ class Session:
             keepalive=s.keepalive,
             properties=connect_props,
             tls_context=s.tls.context() if s.tls else None,
+            queue_type=_inbox_type(self._inbox),
             # Without it Nagle holds a QoS 1 publish back until the previous PUBACK's delayed
             # ACK: a 40-90 ms stall per request on an idle link.
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)] if tcp else None,
@@ -330,8 +332,17 @@ class Session:
     # --- inbound ---------------------------------------------------------------------------
 
     async def _serve(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            await self.dispatch(_to_inbound(message))
+        """Dispatch messages in arrival order until the connection drops (MqttError).
+
+        aiomqtt's iterator makes a Task and an asyncio.wait per message; it is used only to
+        wait when nothing is queued (and to learn of a disconnect), and a burst is then taken
+        straight from the queue, which roughly doubles what a session can take in.
+        """
+        messages = client.messages
+        while True:
+            await self.dispatch(_to_inbound(await anext(messages)))
+            while self._inbox and not self._inbox[0].empty():
+                await self.dispatch(_to_inbound(self._inbox[0].get_nowait()))
 
     async def dispatch(self, message: Inbound) -> None:
         """Hand one message to every matching route; never lets a handler's error escape."""
@@ -416,6 +427,19 @@ class Session:
         if correlation is not None:
             props.CorrelationData = correlation
         return props
+
+
+def _inbox_type(
+    holder: list[asyncio.Queue[aiomqtt.Message]],
+) -> type[asyncio.Queue[aiomqtt.Message]]:
+    """aiomqtt's `queue_type`, remembering the queue it makes so `_serve` can drain bursts."""
+
+    class Inbox(asyncio.Queue[aiomqtt.Message]):
+        def __init__(self, maxsize: int = 0) -> None:
+            super().__init__(maxsize)
+            holder[:] = [self]
+
+    return Inbox
 
 
 def _encode(payload: PayloadLike) -> bytes:
