@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 GOODBYE_TIMEOUT_S: Final = 2.0
 STABLE_CONNECTION_S: Final = 10.0
+PENDING_CALLS_WARNING: Final = 5000
 PayloadLike = bytes | str | Payload
 
 
@@ -213,6 +214,13 @@ class Session:
     # --- connection lifecycle --------------------------------------------------------------
 
     def _make_client(self) -> aiomqtt.Client:
+        client = self._new_client()
+        # aiomqtt warns on every call past 10 in flight; a dispatcher streaming replies has
+        # hundreds, and the warnings alone cost more than the publishes.
+        client.pending_calls_threshold = PENDING_CALLS_WARNING
+        return client
+
+    def _new_client(self) -> aiomqtt.Client:
         s = self.settings
         v5 = s.protocol == "5"
         tcp = s.transport == "tcp"
