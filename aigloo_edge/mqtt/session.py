@@ -89,6 +89,7 @@ class Session:
         self._retained: dict[str, _RetainedState] = {}
         self._connect_hooks: list[Callable[[], Awaitable[None]]] = []
         self._inbox: list[asyncio.Queue[aiomqtt.Message]] = []
+        self._subscribing: set[asyncio.Task[object]] = set()
         self._log_extra = {"component": component}
 
     # --- public API ------------------------------------------------------------------------
@@ -324,6 +325,8 @@ class Session:
         client = self._client
         if client is not None and self.is_connected:
             task = asyncio.get_running_loop().create_task(client.subscribe(topic_filter, qos))
+            self._subscribing.add(task)  # the loop keeps only a weak reference to tasks
+            task.add_done_callback(self._subscribing.discard)
             task.add_done_callback(_log_failed_subscribe)
 
     async def _republish_state(self, client: aiomqtt.Client) -> None:
