@@ -5,11 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from aigloo_edge.config import AgentConfig
 
 log = logging.getLogger(__name__)
+
+
+def run_config_file(path: Path, only: set[str] | None) -> None:
+    """`aigloo run FILE` / `aigloo agent FILE`: load, then run until SIGINT/SIGTERM."""
+    from aigloo_edge.config import load_config
+    from aigloo_edge.runtime import run_until_stopped
+
+    run_until_stopped(run_machine(load_config(path), only))
 
 
 async def run_machine(config: AgentConfig, only: set[str] | None = None) -> None:

@@ -176,12 +176,10 @@ def agent(config_file: ConfigFile) -> None:
 
 
 def _run_components(config_file: Path, only: set[str] | None) -> None:
-    from aigloo_edge.app import run_machine
-    from aigloo_edge.config import load_config
-    from aigloo_edge.runtime import run_until_stopped
+    # Normally reached only with options entry.py leaves to the full CLI (e.g. --help).
+    from aigloo_edge.app import run_config_file
 
-    config = load_config(config_file)
-    run_until_stopped(run_machine(config, only))
+    run_config_file(config_file, only)
 
 
 @app.command()
