@@ -42,8 +42,11 @@ pytest: setup
 schema: $(STAMP)
 	$(BIN)/aigloo schema
 
+# Each script prints its figures; --write-docs records them in docs/benchmarks.md.
 bench: setup
+	$(BIN)/python -m pip install --quiet glances   # the footprint benchmark's baseline
 	$(BIN)/python benchmarks/bus.py
+	$(BIN)/python benchmarks/agent_footprint.py
 
 clean:
 	rm -rf $(VENV) .aigloo .mypy_cache .ruff_cache .pytest_cache
