@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from abc import ABC, abstractmethod
 
 from aigloo_edge.errors import PayloadError
@@ -52,3 +53,19 @@ class RecordStream(ABC):
         self.rejected += 1
         self.last_error = reason
         log.warning("%s %s rejected: %s", self.source, self.record, reason)
+
+
+def non_negative_number(key: str, value: object) -> float | None:
+    """A finite number >= 0 from a decoded record, None when absent; else a PayloadError."""
+    if value is None:
+        return None
+    # bool is an int subclass: `true` must not read as 1.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PayloadError(f"{key}: expected a number")
+    try:
+        number = float(value)
+    except OverflowError as exc:
+        raise PayloadError(f"{key}: out of range") from exc
+    if not math.isfinite(number) or number < 0:
+        raise PayloadError(f"{key}: expected a finite number >= 0")
+    return number

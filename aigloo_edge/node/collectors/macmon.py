@@ -12,11 +12,10 @@ Format facts (sources in tests/data/macmon/README.md):
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, Final
 
 from aigloo_edge.errors import PayloadError
-from aigloo_edge.node.collectors.framing import RecordStream
+from aigloo_edge.node.collectors.framing import RecordStream, non_negative_number
 from aigloo_edge.node.collectors.sample import AppleSample
 
 # A line with per-core usages of a 32-core Ultra is about 2 KB.
@@ -84,22 +83,7 @@ def _object(doc: dict[str, Any], key: str) -> dict[str, Any]:
 
 def _number(doc: dict[str, Any], key: str) -> float | None:
     """A finite, non-negative number, or None when absent or null."""
-    return _as_number(key, doc.get(key))
-
-
-def _as_number(key: str, value: object) -> float | None:
-    if value is None:
-        return None
-    # bool is an int subclass: `true` must not read as 1.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PayloadError(f"{key}: expected a number")
-    try:
-        number = float(value)
-    except OverflowError as exc:
-        raise PayloadError(f"{key}: out of range") from exc
-    if not math.isfinite(number) or number < 0:
-        raise PayloadError(f"{key}: expected a finite number >= 0")
-    return number
+    return non_negative_number(key, doc.get(key))
 
 
 def _reading(doc: dict[str, Any], key: str) -> float | None:
@@ -112,7 +96,7 @@ def _gpu_pct(doc: dict[str, Any]) -> float | None:
     if usage is None:
         ratio = _number(doc, "gpu_scaled_ratio")
     elif isinstance(usage, list) and len(usage) == 2:
-        ratio = _as_number("gpu_usage", usage[1])
+        ratio = non_negative_number("gpu_usage", usage[1])
     else:
         raise PayloadError("gpu_usage: expected [freq_mhz, ratio]")
     if ratio is None:

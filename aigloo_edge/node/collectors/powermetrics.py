@@ -13,13 +13,12 @@ Format facts (sources in tests/data/powermetrics/README.md):
 
 from __future__ import annotations
 
-import math
 import plistlib
 from typing import Any, Final
 from xml.parsers.expat import ExpatError
 
 from aigloo_edge.errors import PayloadError
-from aigloo_edge.node.collectors.framing import RecordStream
+from aigloo_edge.node.collectors.framing import RecordStream, non_negative_number
 from aigloo_edge.node.collectors.sample import AppleSample
 from aigloo_edge.payloads import ThermalPressure
 
@@ -134,20 +133,7 @@ def _table(root: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _number(table: dict[str, Any], key: str) -> float | None:
-    """A finite, non-negative number, or None when absent; anything else is a PayloadError."""
-    value = table.get(key)
-    if value is None:
-        return None
-    # bool is an int subclass: <true/> must not read as 1.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PayloadError(f"{key}: expected a number")
-    try:
-        number = float(value)
-    except OverflowError as exc:
-        raise PayloadError(f"{key}: out of range") from exc
-    if not math.isfinite(number) or number < 0:
-        raise PayloadError(f"{key}: expected a finite number >= 0")
-    return number
+    return non_negative_number(key, table.get(key))
 
 
 def _elapsed_s(root: dict[str, Any]) -> float | None:
