@@ -159,7 +159,8 @@ class Session:
 
         Raises NotConnectedError if there is no connection in time or it drops mid-publish.
         """
-        await self.wait_connected(timeout)
+        if not self._connected.is_set():  # wait_connected costs a timeout context (a timer)
+            await self.wait_connected(timeout)
         client = self._client
         if client is None:
             raise NotConnectedError(f"{self.component}: connection dropped")
@@ -345,15 +346,30 @@ class Session:
     async def _serve(self, client: aiomqtt.Client) -> None:
         """Dispatch messages in arrival order until the connection drops (MqttError).
 
-        aiomqtt's iterator makes a Task and an asyncio.wait per message; it is used only to
-        wait when nothing is queued (and to learn of a disconnect), and a burst is then taken
-        straight from the queue, which roughly doubles what a session can take in.
+        aiomqtt's iterator makes a Task and an asyncio.wait per message, only to notice a
+        disconnect. Here one reader task per connection takes every message from the queue and
+        the disconnect is awaited once, beside it. Should aiomqtt drop its `_disconnected`
+        future, this falls back to the iterator.
         """
-        messages = client.messages
+        disconnected = getattr(client, "_disconnected", None)
+        if not self._inbox or not isinstance(disconnected, asyncio.Future):
+            async for message in client.messages:
+                await self.dispatch(_to_inbound(message))
+            return
+        reader = asyncio.create_task(self._read(self._inbox[0]))
+        try:
+            await asyncio.wait((reader, disconnected), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            reader.cancel()
+            await asyncio.wait((reader,))
+        if not reader.cancelled() and (error := reader.exception()) is not None:
+            raise error
+        cause = disconnected.exception() if disconnected.done() else None
+        raise aiomqtt.MqttError("Disconnected during message iteration") from cause
+
+    async def _read(self, inbox: asyncio.Queue[aiomqtt.Message]) -> None:
         while True:
-            await self.dispatch(_to_inbound(await anext(messages)))
-            while self._inbox and not self._inbox[0].empty():
-                await self.dispatch(_to_inbound(self._inbox[0].get_nowait()))
+            await self.dispatch(_to_inbound(await inbox.get()))
 
     async def dispatch(self, message: Inbound) -> None:
         """Hand one message to every matching route; never lets a handler's error escape."""
