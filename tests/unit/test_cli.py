@@ -28,7 +28,7 @@ def test_version_from_the_installed_console_script() -> None:
 def test_help_lists_every_command_group() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("broker", "schema", "topics", "up"):
+    for command in ("broker", "config", "run", "agent", "models", "schema", "topics", "up"):
         assert command in result.stdout
 
 
