@@ -1,0 +1,107 @@
+"""The mlx engine on the real demo model: streaming, finish reasons, cancel, LRU budget."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aigloo_edge.inference.mlx_engine import (
+    EngineError,
+    Finished,
+    Generation,
+    MlxEngine,
+    Piece,
+)
+
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(scope="module")
+def engine(demo_model_dir: Path) -> Iterator[MlxEngine]:
+    served = MlxEngine({"smollm2": demo_model_dir}, memory_budget_bytes=2**30)
+    yield served
+    served.close()
+
+
+async def _collect(
+    engine: MlxEngine, generation: Generation, cancel_after: int | None = None
+) -> tuple[list[str], Finished]:
+    cancel = threading.Event()
+    pieces: list[str] = []
+    async for event in engine.stream(generation, cancel):
+        if isinstance(event, Piece):
+            pieces.append(event.text)
+            if cancel_after is not None and len(pieces) >= cancel_after:
+                cancel.set()
+        else:
+            return pieces, event
+    raise AssertionError("no Finished event")
+
+
+async def test_streams_the_answer_then_one_finish(engine: MlxEngine) -> None:
+    """Greedy chat generation streams pieces that make the answer, then stop with counts."""
+    pieces, finished = await _collect(
+        engine, Generation("smollm2", messages=QUESTION, max_tokens=24)
+    )
+    assert "Paris" in "".join(pieces)
+    assert len(pieces) > 1, "streamed, not one blob"
+    assert finished.finish_reason == "stop"
+    assert finished.prompt_tokens > 10
+    assert 0 < finished.completion_tokens <= 24
+    assert finished.ttft_s is not None
+    assert finished.ttft_s > 0
+
+
+async def test_max_tokens_gives_length(engine: MlxEngine) -> None:
+    """Stopping at max_tokens reports `length` with exactly that many tokens."""
+    _, finished = await _collect(
+        engine, Generation("smollm2", prompt="Once upon a time", max_tokens=5)
+    )
+    assert finished.finish_reason == "length"
+    assert finished.completion_tokens == 5
+
+
+async def test_cancel_stops_generation_early(engine: MlxEngine) -> None:
+    """Setting the cancel event ends generation at the next token, reported `cancelled`."""
+    _, finished = await _collect(
+        engine,
+        Generation("smollm2", prompt="Count: one, two, three,", max_tokens=64),
+        cancel_after=2,
+    )
+    assert finished.finish_reason == "cancelled"
+    assert finished.completion_tokens < 64
+
+
+async def test_unknown_model_is_an_error(engine: MlxEngine) -> None:
+    """A model the engine does not serve is a clear EngineError naming it."""
+    with pytest.raises(EngineError, match="unknown model 'gpt-9'"):
+        await _collect(engine, Generation("gpt-9", prompt="hi"))
+
+
+async def test_a_model_over_the_budget_is_refused(demo_model_dir: Path) -> None:
+    """Loading is bounded by the memory budget; the error says by how much."""
+    tiny = MlxEngine({"smollm2": demo_model_dir}, memory_budget_bytes=1000)
+    try:
+        with pytest.raises(EngineError, match="over the budget of 1000"):
+            await _collect(tiny, Generation("smollm2", prompt="hi", max_tokens=2))
+    finally:
+        tiny.close()
+
+
+async def test_least_recently_used_model_is_evicted(demo_model_dir: Path) -> None:
+    """With room for one model, loading a second evicts the first."""
+    size = _weights_bytes(demo_model_dir)
+    two = MlxEngine({"a": demo_model_dir, "b": demo_model_dir}, memory_budget_bytes=size + 1)
+    try:
+        await _collect(two, Generation("a", prompt="hi", max_tokens=1))
+        await _collect(two, Generation("b", prompt="hi", max_tokens=1))
+        assert two.loaded() == ["b"]
+    finally:
+        two.close()
+
+
+def _weights_bytes(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.glob("*.safetensors"))
