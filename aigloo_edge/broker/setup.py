@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import socket
@@ -13,6 +12,7 @@ import yaml
 from pydantic import SecretStr
 
 from aigloo_edge.broker.conf import DEFAULT_PORTS
+from aigloo_edge.broker.files import write_private
 from aigloo_edge.broker.roles import ALL_ROLES, render_acl
 from aigloo_edge.broker.tls import write_tls
 from aigloo_edge.errors import BrokerError, ConfigError
@@ -48,9 +48,9 @@ def init_broker(
         ports={**DEFAULT_PORTS, **(ports or {})},
         users={user: SecretStr(pw) for user, pw in passwords.items()},
     )
-    _write_private(credentials_path(directory), _credentials_yaml(creds))
+    write_private(credentials_path(directory), _credentials_yaml(creds))
     _write_password_file(directory / "passwd", passwords)
-    _write_private(directory / "acl", render_acl(topics))
+    write_private(directory / "acl", render_acl(topics))
     if tls:
         write_tls(directory / "tls", _tls_hosts(host, tls_hosts or []))
     return creds
@@ -88,18 +88,11 @@ def _write_password_file(path: Path, passwords: dict[str, str]) -> None:
             "mosquitto_passwd not found: install Mosquitto (`make up` does, or "
             "`apt-get install mosquitto` / `brew install mosquitto`)"
         )
-    _write_private(path, "".join(f"{user}:{pw}\n" for user, pw in passwords.items()))
+    write_private(path, "".join(f"{user}:{pw}\n" for user, pw in passwords.items()))
     result = subprocess.run([tool, "-U", str(path)], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         path.unlink(missing_ok=True)  # never leave plain-text passwords behind
         raise BrokerError(f"mosquitto_passwd failed: {result.stderr.strip() or result.stdout}")
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
 
 
 def _tls_hosts(host: str, extra: list[str]) -> list[str]:

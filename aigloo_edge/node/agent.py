@@ -106,8 +106,7 @@ class NodeAgent:
 
     async def _on_connect(self) -> None:
         """Connected means awake: a node that slept comes back through here."""
-        info = await asyncio.to_thread(build_info, self.config, self.models)
-        await self.session.set_state(self.topics.node_info(self.node), info)
+        await self.publish_info()
         if self._power_task is None or self._power_task.done():
             self.jobs.resume()
             await self._set_power("awake", "agent connected")
