@@ -1,15 +1,10 @@
-"""Machine configs pointed at a test broker, and running an agent in the test's loop."""
+"""Machine configs pointed at a test broker."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
-from aigloo_edge.app import run_machine
 from aigloo_edge.config import AgentConfig
-from aigloo_edge.runtime import cancel_and_wait
 from tests.support.broker import RunningBroker
 
 
@@ -28,13 +23,3 @@ def node_config(broker: RunningBroker, node: str = "studio", **sections: Any) ->
         **sections,
     }
     return AgentConfig.model_validate(data)
-
-
-@contextlib.asynccontextmanager
-async def running(config: AgentConfig) -> AsyncIterator[asyncio.Task[None]]:
-    """`aigloo run` for `config`, inside the test's event loop."""
-    task = asyncio.create_task(run_machine(config))
-    try:
-        yield task
-    finally:
-        await cancel_and_wait(task)
