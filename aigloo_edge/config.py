@@ -23,10 +23,11 @@ from aigloo_edge.payloads import Id, Role
 from aigloo_edge.topics import validate_base
 from aigloo_edge.yamlfile import read_yaml, validate
 
-ComponentName = Literal["agent", "waker"]
+ComponentName = Literal["agent", "waker", "inference", "dispatcher", "gateway"]
 SourceName = Literal["psutil", "powermetrics", "macmon"]
 ALL_SOURCES: tuple[SourceName, ...] = ("psutil", "powermetrics", "macmon")
 DEFAULT_COMPONENTS: tuple[ComponentName, ...] = ("agent",)
+SECTIONED_COMPONENTS: tuple[ComponentName, ...] = ("waker", "inference", "dispatcher", "gateway")
 MacAddress = Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$")]
 IPv4 = Annotated[str, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}$")]
 
@@ -50,9 +51,7 @@ class BrokerConfig(Strict):
     @field_validator("credentials_file")
     @classmethod
     def _relative_to_config(cls, value: Path, info: ValidationInfo) -> Path:
-        base_dir = (info.context or {}).get("base_dir")
-        value = value.expanduser()
-        return value if value.is_absolute() or base_dir is None else (base_dir / value)
+        return _relative(value, (info.context or {}).get("base_dir"))
 
     @field_validator("base_topic")
     @classmethod
@@ -140,6 +139,107 @@ class WakerConfig(Strict):
     targets: dict[Id, WakeTarget] = Field(min_length=1)
 
 
+class UpstreamConfig(Strict):
+    """An OpenAI-compatible server the `openai` engine forwards to (Ollama, llama.cpp, ...)."""
+
+    base_url: str = Field(pattern=r"^https?://", description="e.g. http://127.0.0.1:11434/v1")
+    api_key_env: str | None = Field(
+        default=None, description="name of the environment variable holding the upstream's key"
+    )
+    models: list[str] = Field(
+        default_factory=list, description="models to serve; empty: ask the upstream's /models"
+    )
+    timeout_s: float = Field(default=600.0, gt=0)
+
+
+class InferenceConfig(Strict):
+    """The node's inference worker: its engine, models and queue."""
+
+    engine: Literal["mlx", "openai"] = "mlx"
+    models: dict[str, Path] = Field(
+        default_factory=dict, description="model name → mlx-lm model directory"
+    )
+    demo_model: bool = Field(
+        default=False, description="also serve the packaged SmolLM2-135M-Instruct demo model"
+    )
+    memory_budget_gb: float = Field(default=8.0, gt=0, le=4096)
+    queue_size: int = Field(
+        default=8, ge=0, le=1000, description="waiting requests, beyond running"
+    )
+    per_model_concurrency: int = Field(default=1, ge=1, le=64)
+    upstream: UpstreamConfig | None = None
+
+    @field_validator("models")
+    @classmethod
+    def _model_paths(cls, value: dict[str, Path], info: ValidationInfo) -> dict[str, Path]:
+        base_dir = (info.context or {}).get("base_dir")
+        return {name: _relative(path, base_dir) for name, path in value.items()}
+
+    @model_validator(mode="after")
+    def _engine_has_models(self) -> Self:
+        if (self.engine == "openai") != (self.upstream is not None):
+            raise ValueError("give an 'upstream' section exactly when engine is 'openai'")
+        if self.engine == "mlx" and not self.models and not self.demo_model:
+            raise ValueError("the mlx engine needs 'models' or 'demo_model: true'")
+        return self
+
+
+DispatcherInstance = Literal["dispatcher", "dispatcher-2", "dispatcher-3"]
+
+
+class WakePolicyConfig(Strict):
+    """When the dispatcher may wake a sleeping node for a request it alone can serve."""
+
+    allowed: bool = True
+    min_soc_pct: float = Field(
+        default=40.0, ge=0, le=100, description="no wake below this battery charge..."
+    )
+    min_solar_w: float = Field(default=150.0, ge=0, description="...unless solar gives this much")
+    timeout_s: float = Field(default=180.0, gt=0, le=3600)
+
+
+class DispatcherConfig(Strict):
+    """The power-aware router of `infer/request` to the workers."""
+
+    instance: DispatcherInstance = Field(
+        default="dispatcher", description="distinct per dispatcher when several share the load"
+    )
+    shared_group: str | None = Field(
+        default="dispatch",
+        pattern=r"^[a-z0-9_-]{1,64}$",
+        description="MQTT shared-subscription group; null to subscribe plainly",
+    )
+    fallbacks: dict[str, str] = Field(
+        default_factory=dict, description="model → smaller model to use when none can serve it"
+    )
+    wake: WakePolicyConfig = Field(default_factory=WakePolicyConfig)
+    accept_timeout_s: float = Field(default=5.0, gt=0, le=600)
+    request_timeout_s: float = Field(
+        default=600.0, gt=0, description="when a request has no deadline"
+    )
+
+
+class GatewayConfig(Strict):
+    """The OpenAI-compatible HTTP endpoint in front of the dispatcher."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    api_keys_file: Path | None = Field(
+        default=None, description="one API key per line (mode 0600); none: no key needed"
+    )
+    request_timeout_s: float = Field(default=600.0, gt=0)
+
+    @field_validator("api_keys_file")
+    @classmethod
+    def _keys_path(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else _relative(value, (info.context or {}).get("base_dir"))
+
+
+def _relative(path: Path, base_dir: Path | None) -> Path:
+    path = path.expanduser()
+    return path if path.is_absolute() or base_dir is None else base_dir / path
+
+
 class AgentConfig(Strict):
     """One machine's config: who it is, its broker, and the components it runs."""
 
@@ -152,11 +252,17 @@ class AgentConfig(Strict):
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     power: PowerConfig = Field(default_factory=PowerConfig)
     waker: WakerConfig | None = None
+    inference: InferenceConfig | None = None
+    dispatcher: DispatcherConfig | None = None
+    gateway: GatewayConfig | None = None
 
     @model_validator(mode="after")
     def _sections_match_components(self) -> Self:
-        if ("waker" in self.components) != (self.waker is not None):
-            raise ValueError("a 'waker' section goes with 'waker' in components, and only then")
+        for name in SECTIONED_COMPONENTS:
+            if (name in self.components) != (getattr(self, name) is not None):
+                raise ValueError(
+                    f"a {name!r} section goes with {name!r} in components, and only then"
+                )
         if len(set(self.components)) != len(self.components):
             raise ValueError("a component is listed twice")
         return self
@@ -173,8 +279,13 @@ __all__ = [
     "AgentConfig",
     "BrokerConfig",
     "Deadbands",
+    "DispatcherConfig",
+    "GatewayConfig",
+    "InferenceConfig",
     "PowerConfig",
     "TelemetryConfig",
+    "UpstreamConfig",
+    "WakePolicyConfig",
     "WakeTarget",
     "WakerConfig",
     "load_config",

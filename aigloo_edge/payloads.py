@@ -230,13 +230,29 @@ class InferRequest(Payload):
     top_p: float = Field(default=1.0, gt=0, le=1)
     stream: bool = True
     deadline: float | None = Field(default=None, ge=0, description="Unix seconds")
-    reply_to: str | None = Field(default=None, max_length=512)
+    reply_to: str | None = Field(
+        default=None,
+        max_length=512,
+        description="reply topic; default `<base>/infer/reply/<client>/<id>` "
+        "(an MQTT v5 response topic on the request takes precedence)",
+    )
+    node: Id | None = Field(default=None, description="run on this node only (the dispatcher)")
 
     @model_validator(mode="after")
     def _one_input(self) -> Self:
         if (self.messages is None) == (self.prompt is None):
             raise ValueError("give exactly one of 'messages' or 'prompt'")
         return self
+
+
+class InferAccepted(Payload):
+    """A worker took the request: it is queued or running there."""
+
+    type: Literal["accepted"] = "accepted"
+    id: RequestId
+    node: Id
+    model: str
+    queued: int = Field(ge=0, description="requests ahead of this one on the worker")
 
 
 class InferChunk(Payload):
@@ -246,8 +262,24 @@ class InferChunk(Payload):
     text: str
 
 
+InferErrorCode = Literal[
+    "bad_request",
+    "unknown_model",
+    "context_length",
+    "duplicate_id",
+    "busy",
+    "deadline",
+    "cancelled",
+    "no_worker",
+    "node_asleep_power_saving",
+    "worker_lost",
+    "engine",
+    "internal",
+]
+
+
 class InferError(Wire):
-    code: Literal["busy", "timeout", "cancelled", "bad_request", "no_worker", "engine", "internal"]
+    code: InferErrorCode
     message: str
 
 
@@ -267,17 +299,33 @@ class InferFinal(Payload):
     error: InferError | None = None
 
 
-InferReply = Annotated[InferChunk | InferFinal, Field(discriminator="type")]
+InferReplyMessage = InferAccepted | InferChunk | InferFinal
+InferReply = Annotated[InferReplyMessage, Field(discriminator="type")]
 
 
 @functools.cache
-def infer_reply_adapter() -> TypeAdapter[InferChunk | InferFinal]:
-    """Parses one reply-stream message as a chunk or the final, by `type` (built on first use)."""
+def infer_reply_adapter() -> TypeAdapter[InferReplyMessage]:
+    """Parses one reply-stream message (accepted, chunk or final) by `type`, built on first use."""
     return TypeAdapter(InferReply)
+
+
+def parse_infer_reply(raw: bytes | str) -> InferReplyMessage:
+    try:
+        return infer_reply_adapter().validate_json(raw)
+    except ValidationError as exc:
+        raise PayloadError(describe_validation_error(exc)) from exc
 
 
 class InferCancel(Payload):
     id: RequestId
+
+
+class InferPolicy(Payload):
+    """Whether the dispatcher may use a node, and wake it; set by the rules engine or an admin."""
+
+    allowed: bool = True
+    wake: bool = True
+    reason: str | None = None
 
 
 # --- power station, environment, fans -------------------------------------------------------
@@ -371,6 +419,8 @@ SCHEMA_MODELS: Final[dict[str, type[BaseModel]]] = {
     "InferChunk": InferChunk,
     "InferFinal": InferFinal,
     "InferCancel": InferCancel,
+    "InferAccepted": InferAccepted,
+    "InferPolicy": InferPolicy,
     "Battery": Battery,
     "Solar": Solar,
     "OutputCommand": OutputCommand,

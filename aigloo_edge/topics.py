@@ -104,6 +104,13 @@ SPECS: Final[tuple[TopicSpec, ...]] = (
     ),
     _spec("infer_cancel", "{base}/infer/cancel", R.NO, "InferCancel", "`{id}` of a request"),
     _spec(
+        "infer_policy",
+        "{base}/infer/policy/{node}",
+        R.YES,
+        "InferPolicy",
+        "may the dispatcher use this node, and wake it (set by the rules)",
+    ),
+    _spec(
         "battery",
         "{base}/power/battery",
         R.YES,
@@ -310,6 +317,9 @@ class Topics:
 
     def infer_cancel(self) -> str:
         return self.build("infer_cancel")
+
+    def infer_policy(self, node: str) -> str:
+        return self.build("infer_policy", node=node)
 
     def battery(self) -> str:
         return self.build("battery")

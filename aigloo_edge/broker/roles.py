@@ -9,7 +9,17 @@ from aigloo_edge.topics import Topics
 
 Access = Literal["read", "write", "readwrite"]
 NODE_ROLES: Final = ("studio", "mbp", "mini", "air")
-SERVICE_ROLES: Final = ("sensors", "rules", "dispatcher", "homeassistant", "mobile", "admin")
+SERVICE_ROLES: Final = (
+    "sensors",
+    "rules",
+    "dispatcher",
+    "gateway",
+    "homeassistant",
+    "mobile",
+    "admin",
+)
+# Several dispatchers may share the load; each needs its own availability and reply subtree.
+DISPATCHER_INSTANCES: Final = ("dispatcher", "dispatcher-2", "dispatcher-3")
 ALL_ROLES: Final = NODE_ROLES + SERVICE_ROLES
 
 
@@ -75,6 +85,7 @@ def service_grants(topics: Topics, role: str) -> list[Grant]:
         "rules": [
             Grant("read", everything, "every signal"),
             Grant("write", topics.tree("rules"), "rule state and events"),
+            Grant("write", topics.filter("infer_policy"), "may the dispatcher use/wake a node"),
             *commands,
         ],
         "dispatcher": [
@@ -87,6 +98,14 @@ def service_grants(topics: Topics, role: str) -> list[Grant]:
             ),
             Grant("write", topics.infer_cancel(), "cancels forwarded to workers"),
             Grant("write", topics.filter("node_power_set"), "wake a node for heavy work"),
+            *(_own_bridge(topics, name) for name in DISPATCHER_INSTANCES[1:]),
+        ],
+        "gateway": [
+            Grant("write", topics.infer_request(), "HTTP requests, to the dispatcher"),
+            Grant("write", topics.infer_cancel(), "cancels when an HTTP client goes away"),
+            Grant("read", topics.tree("infer", "reply", "gateway"), "its replies"),
+            Grant("read", topics.filter("node_info"), "models served, for /v1/models"),
+            Grant("read", topics.filter("node_availability"), "which nodes are up"),
         ],
         "homeassistant": [
             Grant("read", everything, "every state"),

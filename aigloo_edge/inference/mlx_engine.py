@@ -9,58 +9,43 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import threading
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final
 
-from aigloo_edge.errors import AiglooError
+from aigloo_edge.inference.engine import (
+    ContextLengthError,
+    EngineError,
+    Event,
+    Finished,
+    FinishReason,
+    Generation,
+    Piece,
+    UnknownModelError,
+)
 
-
-class EngineError(AiglooError):
-    """A model could not be loaded or run."""
-
-
-@dataclass(frozen=True, slots=True)
-class Generation:
-    """What to generate: chat `messages` (role/content dicts) or a raw `prompt`."""
-
-    model: str
-    messages: list[dict[str, str]] | None = None
-    prompt: str | None = None
-    max_tokens: int = 256
-    temperature: float = 0.0
-    top_p: float = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Piece:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    finish_reason: Literal["stop", "length", "cancelled"]
-    prompt_tokens: int
-    completion_tokens: int
-    ttft_s: float | None
-    tokens_per_s: float | None
-
-
-Event = Piece | Finished
+DEFAULT_CONTEXT: Final = 2048
 
 
 class MlxEngine:
     """Serves the models in `models` (name → mlx-lm directory) within `memory_budget_bytes`."""
 
+    name = "mlx"
+
     def __init__(self, models: dict[str, Path], memory_budget_bytes: int) -> None:
         self.models = models
         self.memory_budget_bytes = memory_budget_bytes
-        self._loaded: collections.OrderedDict[str, tuple[Any, Any, int]] = collections.OrderedDict()
+        self._loaded: collections.OrderedDict[str, tuple[Any, Any, int, int]] = (
+            collections.OrderedDict()
+        )
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlx")
+
+    def model_names(self) -> list[str]:
+        return sorted(self.models)
 
     def loaded(self) -> list[str]:
         return list(self._loaded)
@@ -68,7 +53,9 @@ class MlxEngine:
     async def stream(self, generation: Generation, cancel: threading.Event) -> AsyncIterator[Event]:
         """Pieces of text as they are generated, then one Finished; `cancel` stops early."""
         if generation.model not in self.models:
-            raise EngineError(f"unknown model {generation.model!r}; serving {sorted(self.models)}")
+            raise UnknownModelError(
+                f"unknown model {generation.model!r}; this engine serves {sorted(self.models)}"
+            )
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Event | BaseException] = asyncio.Queue()
 
@@ -78,6 +65,8 @@ class MlxEngine:
         self._thread.submit(self._generate, generation, cancel, emit)
         while True:
             item = await queue.get()
+            if isinstance(item, EngineError):
+                raise item
             if isinstance(item, BaseException):
                 raise EngineError(f"{generation.model}: {item}") from item
             yield item
@@ -86,6 +75,9 @@ class MlxEngine:
 
     def close(self) -> None:
         self._thread.shutdown(wait=False, cancel_futures=True)
+
+    async def aclose(self) -> None:
+        self.close()
 
     # --- on the mlx thread --------------------------------------------------------------------
 
@@ -99,12 +91,20 @@ class MlxEngine:
         from mlx_lm import stream_generate  # noqa: PLC0415 - heavy; only on the mlx thread
         from mlx_lm.sample_utils import make_sampler  # noqa: PLC0415
 
-        model, tokenizer = self._model(generation.model)
-        prompt = _prompt(tokenizer, generation)
+        started = time.perf_counter()
+        model, tokenizer, context = self._model(generation.model)
+        prompt = _prompt_tokens(tokenizer, generation)
+        room = context - len(prompt)
+        if room <= 0:
+            raise ContextLengthError(
+                f"the prompt is {len(prompt)} tokens; {generation.model} takes {context} "
+                "(prompt and answer together)"
+            )
         sampler = make_sampler(temp=generation.temperature, top_p=generation.top_p)
-        started, first_at, response = time.perf_counter(), None, None
+        first_at, response = None, None
+        max_tokens = min(generation.max_tokens, room)
         for response in stream_generate(
-            model, tokenizer, prompt, max_tokens=generation.max_tokens, sampler=sampler
+            model, tokenizer, prompt, max_tokens=max_tokens, sampler=sampler
         ):
             first_at = first_at or time.perf_counter()
             if response.text:
@@ -113,22 +113,21 @@ class MlxEngine:
                 return _finished(response, "cancelled", started, first_at)
         if response is None:
             return Finished("stop", 0, 0, None, None)
-        reason: Literal["stop", "length"] = (
-            "length" if response.finish_reason == "length" else "stop"
-        )
+        reason: FinishReason = "length" if response.finish_reason == "length" else "stop"
         return _finished(response, reason, started, first_at)
 
-    def _model(self, name: str) -> tuple[Any, Any]:
+    def _model(self, name: str) -> tuple[Any, Any, int]:
+        """(model, tokenizer, context length), loading it and evicting others if needed."""
         if name in self._loaded:
             self._loaded.move_to_end(name)
-            model, tokenizer, _ = self._loaded[name]
-            return model, tokenizer
+            model, tokenizer, _, context = self._loaded[name]
+            return model, tokenizer, context
         size = _model_bytes(self.models[name])
         if size > self.memory_budget_bytes:
             raise EngineError(
                 f"{name} needs {size} bytes, over the budget of {self.memory_budget_bytes}"
             )
-        while self._loaded and sum(s for *_, s in self._loaded.values()) + size > (
+        while self._loaded and sum(e[2] for e in self._loaded.values()) + size > (
             self.memory_budget_bytes
         ):
             self._loaded.popitem(last=False)  # least recently used goes first
@@ -136,14 +135,22 @@ class MlxEngine:
 
         loaded = load(str(self.models[name]))
         model, tokenizer = loaded[0], loaded[1]
-        self._loaded[name] = (model, tokenizer, size)
-        return model, tokenizer
+        context = _context_length(self.models[name])
+        self._loaded[name] = (model, tokenizer, size, context)
+        return model, tokenizer, context
 
 
-def _prompt(tokenizer: Any, generation: Generation) -> Any:
+def _prompt_tokens(tokenizer: Any, generation: Generation) -> list[int]:
     if generation.messages is not None:
-        return tokenizer.apply_chat_template(generation.messages, add_generation_prompt=True)
-    return generation.prompt or ""
+        tokens = tokenizer.apply_chat_template(generation.messages, add_generation_prompt=True)
+        return list(tokens)
+    return list(tokenizer.encode(generation.prompt or ""))
+
+
+def _context_length(directory: Path) -> int:
+    """The model's context window from its config.json (`max_position_embeddings`)."""
+    config = json.loads((directory / "config.json").read_text())
+    return int(config.get("max_position_embeddings") or DEFAULT_CONTEXT)
 
 
 def _model_bytes(directory: Path) -> int:
@@ -153,7 +160,7 @@ def _model_bytes(directory: Path) -> int:
 
 def _finished(
     response: Any,
-    reason: Literal["stop", "length", "cancelled"],
+    reason: FinishReason,
     started: float,
     first_at: float | None,
 ) -> Finished:

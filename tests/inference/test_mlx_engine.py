@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from aigloo_edge.inference.mlx_engine import (
+from aigloo_edge.inference.engine import (
+    ContextLengthError,
     EngineError,
     Finished,
     Generation,
-    MlxEngine,
     Piece,
+    UnknownModelError,
 )
+from aigloo_edge.inference.mlx_engine import MlxEngine
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -76,9 +78,16 @@ async def test_cancel_stops_generation_early(engine: MlxEngine) -> None:
 
 
 async def test_unknown_model_is_an_error(engine: MlxEngine) -> None:
-    """A model the engine does not serve is a clear EngineError naming it."""
-    with pytest.raises(EngineError, match="unknown model 'gpt-9'"):
+    """A model the engine does not serve is a clear UnknownModelError naming it."""
+    with pytest.raises(UnknownModelError, match="unknown model 'gpt-9'"):
         await _collect(engine, Generation("gpt-9", prompt="hi"))
+
+
+async def test_a_prompt_over_the_context_is_refused(engine: MlxEngine) -> None:
+    """A prompt longer than the model's context window (8192) is refused with both sizes."""
+    long_prompt = "word " * 9000
+    with pytest.raises(ContextLengthError, match=r"the prompt is \d+ tokens; smollm2 takes 8192"):
+        await _collect(engine, Generation("smollm2", prompt=long_prompt, max_tokens=4))
 
 
 async def test_a_model_over_the_budget_is_refused(demo_model_dir: Path) -> None:

@@ -46,7 +46,8 @@ def test_mini_wakes_the_studio_and_the_macbook_pro() -> None:
                 "bad_values.yaml:6: telemetry.interval_s: Input should be greater than or equal "
                 "to 0.5",
                 "bad_values.yaml:8: telemetry.deadbands.cpu_pct: Input should be greater than 0",
-                "bad_values.yaml:9: components.1: Input should be 'agent' or 'waker'",
+                "bad_values.yaml:9: components.1: Input should be 'agent', 'waker', "
+                "'inference', 'dispatcher' or 'gateway'",
             ],
         ),
         (
