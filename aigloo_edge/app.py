@@ -6,9 +6,12 @@ import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aigloo_edge.config import AgentConfig
+
+if TYPE_CHECKING:
+    from aigloo_edge.node.agent import NodeAgent
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +40,15 @@ def _component_runs(config: AgentConfig, enabled: Sequence[str]) -> list[Corouti
     from aigloo_edge.node.agent import NodeAgent, node_session
 
     runs: list[Coroutine[Any, Any, None]] = []
-    node_components = {"agent", "waker"} & set(enabled)
+    node_components = {"agent", "waker", "inference"} & set(enabled)
     if node_components:
-        # The agent and the waker act as the machine itself: one session, its node user.
+        # The agent, its worker and the waker act as the machine itself: one session.
         session = node_session(config)
         if "agent" in enabled:
-            runs.append(NodeAgent(config, session).run())
+            agent = NodeAgent(config, session)
+            runs.append(agent.run())
+            if "inference" in enabled:
+                runs.append(_serve_inference(config, agent))
         if "waker" in enabled:
             from aigloo_edge.node.waker import Waker
 
@@ -51,3 +57,25 @@ def _component_runs(config: AgentConfig, enabled: Sequence[str]) -> list[Corouti
         runs.append(session.run())
     log.info("starting %s for node %s", ", ".join(enabled), config.node)
     return runs
+
+
+async def _serve_inference(config: AgentConfig, agent: NodeAgent) -> None:
+    """Open the engine (importing the demo model if asked), then serve; info lists the models."""
+    from aigloo_edge.inference.engines import open_engine
+    from aigloo_edge.inference.worker import Worker
+
+    assert config.inference is not None  # the config model guarantees it
+    section = config.inference
+    engine = await open_engine(section)
+    worker = Worker(
+        config.node,
+        agent.session,
+        engine,
+        jobs=agent.jobs,
+        queue_size=section.queue_size,
+        per_model_concurrency=section.per_model_concurrency,
+    )
+    agent.models = worker.models
+    await agent.publish_info()
+    log.info("serving %s with %s", ", ".join(worker.models), engine.name)
+    await worker.run()

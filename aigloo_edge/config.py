@@ -263,6 +263,8 @@ class AgentConfig(Strict):
                 raise ValueError(
                     f"a {name!r} section goes with {name!r} in components, and only then"
                 )
+        if "inference" in self.components and "agent" not in self.components:
+            raise ValueError("'inference' runs inside the node agent: add 'agent' to components")
         if len(set(self.components)) != len(self.components):
             raise ValueError("a component is listed twice")
         return self

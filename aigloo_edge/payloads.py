@@ -252,7 +252,7 @@ class InferAccepted(Payload):
     id: RequestId
     node: Id
     model: str
-    queued: int = Field(ge=0, description="requests ahead of this one on the worker")
+    queued: int = Field(ge=0, description="requests that must finish before this one starts")
 
 
 class InferChunk(Payload):

@@ -5,7 +5,7 @@ upstream over HTTP), and what flows through it: a Generation in, text Pieces the
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -65,7 +65,9 @@ class Engine(Protocol):
         """The models this engine can serve (loaded or not)."""
         ...
 
-    def stream(self, generation: Generation, cancel: threading.Event) -> AsyncIterator[Event]:
+    def stream(
+        self, generation: Generation, cancel: threading.Event
+    ) -> AsyncGenerator[Event, None]:
         """Pieces of text as they come, then exactly one Finished; `cancel` stops early.
 
         Raises UnknownModelError, ContextLengthError or EngineError before or while streaming.

@@ -12,7 +12,7 @@ import collections
 import json
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
@@ -50,7 +50,9 @@ class MlxEngine:
     def loaded(self) -> list[str]:
         return list(self._loaded)
 
-    async def stream(self, generation: Generation, cancel: threading.Event) -> AsyncIterator[Event]:
+    async def stream(
+        self, generation: Generation, cancel: threading.Event
+    ) -> AsyncGenerator[Event, None]:
         """Pieces of text as they are generated, then one Finished; `cancel` stops early."""
         if generation.model not in self.models:
             raise UnknownModelError(

@@ -1,0 +1,69 @@
+"""Running inference workers on the demo model against a test broker, and reading replies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from aigloo_edge.app import run_machine
+from aigloo_edge.inference.client import InferClient
+from aigloo_edge.payloads import InferChunk, InferFinal, InferReplyMessage, InferRequest, NodeInfo
+from aigloo_edge.runtime import cancel_and_wait
+from tests.support.broker import RunningBroker
+from tests.support.collect import Collector
+from tests.support.node import node_config
+
+MODEL = "smollm2"
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+LOAD_S = 60.0  # the first request on a 2-core CPU also loads the model
+
+
+def inference_section(model_dir: Path, **overrides: Any) -> dict[str, Any]:
+    return {"models": {MODEL: str(model_dir)}, **overrides}
+
+
+@contextlib.asynccontextmanager
+async def worker_running(
+    broker: RunningBroker, model_dir: Path, node: str = "studio", **inference: Any
+) -> AsyncIterator[None]:
+    """A node agent with its inference worker, until the block ends; waits for its `info`."""
+    config = node_config(
+        broker,
+        node,
+        components=["agent", "inference"],
+        inference=inference_section(model_dir, **inference),
+    )
+    task = asyncio.create_task(run_machine(config))
+    try:
+        async with broker.session("admin", component=f"wait-{node}") as admin:
+            seen = Collector(admin, broker.topics.node_info(node))
+            while not NodeInfo.from_json((await seen.next(LOAD_S)).payload).models:
+                pass
+        yield
+    finally:
+        await cancel_and_wait(task)
+
+
+def ask(request_id: str, **fields: Any) -> InferRequest:
+    fields.setdefault("messages", QUESTION)
+    return InferRequest(id=request_id, model=fields.pop("model", MODEL), **fields)
+
+
+async def collect(
+    client: InferClient, request: InferRequest, *, to_node: str | None = None
+) -> tuple[list[InferReplyMessage], InferFinal]:
+    """Every reply to `request`, and its final."""
+    replies: list[InferReplyMessage] = []
+    async with asyncio.timeout(LOAD_S):
+        async for reply in client.stream(request, to_node=to_node):
+            replies.append(reply)
+    final = replies[-1]
+    assert isinstance(final, InferFinal)
+    return replies, final
+
+
+def chunks(replies: list[InferReplyMessage]) -> list[InferChunk]:
+    return [r for r in replies if isinstance(r, InferChunk)]
