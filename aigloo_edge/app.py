@@ -55,6 +55,8 @@ def _component_runs(config: AgentConfig, enabled: Sequence[str]) -> list[Corouti
             assert config.waker is not None  # the config model guarantees it
             Waker(session, config.waker)
         runs.append(session.run())
+    if "dispatcher" in enabled:
+        runs.extend(_dispatcher_runs(config))
     log.info("starting %s for node %s", ", ".join(enabled), config.node)
     return runs
 
@@ -79,3 +81,13 @@ async def _serve_inference(config: AgentConfig, agent: NodeAgent) -> None:
     await agent.publish_info()
     log.info("serving %s with %s", ", ".join(worker.models), engine.name)
     await worker.run()
+
+
+def _dispatcher_runs(config: AgentConfig) -> list[Coroutine[Any, Any, None]]:
+    from aigloo_edge.inference.dispatcher import Dispatcher
+    from aigloo_edge.mqtt import Session
+
+    assert config.dispatcher is not None  # the config model guarantees it
+    settings = config.broker.settings_for("dispatcher")
+    session = Session(settings, component=config.dispatcher.instance)
+    return [session.run(), Dispatcher(session, config.dispatcher).run()]

@@ -16,6 +16,8 @@ from typing import Final
 from aigloo_edge.errors import TopicError
 
 _ID_PATTERN: Final = re.compile(r"[a-z0-9_-]{1,64}")
+# Request ids are chosen by clients (uuids, `chatcmpl-…`), so they may also carry A-Z, `.`, `:`.
+_REQUEST_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _PLACEHOLDER: Final = re.compile(r"\{(\w+)\}")
 DEFAULT_BASE: Final = "aigloo"
 DEFAULT_DISCOVERY_PREFIX: Final = "homeassistant"
@@ -194,7 +196,12 @@ SPEC_BY_NAME: Final = {spec.name: spec for spec in SPECS}
 
 
 def validate_id(kind: str, value: str) -> str:
-    """Return `value` if it is a valid id (``[a-z0-9_-]``, 1-64 chars), else raise TopicError."""
+    """Return `value` if it is a valid id (``[a-z0-9_-]``, 1-64 chars), else raise TopicError.
+
+    A `request` id may also use ``A-Z``, ``.`` and ``:`` (1-128 chars), as payloads allow.
+    """
+    if kind == "request" and isinstance(value, str) and _REQUEST_ID_PATTERN.fullmatch(value):
+        return value
     if not isinstance(value, str) or not _ID_PATTERN.fullmatch(value):
         raise TopicError(
             f"invalid {kind} id {value!r}: use 1-64 characters from a-z, 0-9, '_' and '-'"
@@ -381,6 +388,7 @@ def _match_level(pattern: str, level: str) -> dict[str, str] | None:
     if not (level.startswith(head) and level.endswith(tail)):
         return None
     value = level[len(head) : len(level) - len(tail)]
-    if not _ID_PATTERN.fullmatch(value):
+    try:
+        return {found.group(1): validate_id(found.group(1), value)}
+    except TopicError:
         return None
-    return {found.group(1): value}

@@ -51,6 +51,8 @@ class InferClient:
         The request's `client` and `reply_to` are set here. The caller bounds the wait (the
         dispatcher and workers always answer, by the deadline at the latest).
         """
+        if request.id in self._streams:
+            raise ValueError(f"request id {request.id!r} is already in flight on this client")
         request = request.model_copy(
             update={"client": self.client, "reply_to": self.reply_topic(request.id)}
         )

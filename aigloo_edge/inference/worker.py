@@ -28,6 +28,7 @@ from aigloo_edge.inference.replies import Replier, take_request
 from aigloo_edge.mqtt import Inbound, Session
 from aigloo_edge.node.jobs import DrainingError, JobTracker
 from aigloo_edge.payloads import InferCancel, InferErrorCode, InferRequest
+from aigloo_edge.runtime import cancel_and_wait
 
 log = logging.getLogger(__name__)
 REMEMBERED_IDS: Final = 1024
@@ -87,9 +88,9 @@ class Worker:
         try:
             await asyncio.Event().wait()
         finally:
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            # Each job answers `worker_lost` as it is cancelled; a cancel landing mid-publish
+            # can be swallowed (Python 3.11), hence cancel_and_wait.
+            await asyncio.gather(*(cancel_and_wait(t, retry_s=0.1) for t in list(self._tasks)))
             await self.engine.aclose()
 
     # --- intake ------------------------------------------------------------------------------

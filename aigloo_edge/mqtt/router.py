@@ -55,7 +55,7 @@ class Router:
         self._routes.remove(route)
 
     def matching(self, topic: str) -> Iterator[Route]:
-        return (r for r in self._routes if topic_matches_sub(r.topic_filter, topic))
+        return (r for r in self._routes if topic_matches_sub(_shared_part(r.topic_filter), topic))
 
     def subscriptions(self) -> dict[str, int]:
         """Each distinct filter with the highest QoS any route asked for."""
@@ -63,3 +63,15 @@ class Router:
         for route in self._routes:
             wanted[route.topic_filter] = max(route.qos, wanted.get(route.topic_filter, 0))
         return wanted
+
+
+def shared(group: str, topic_filter: str) -> str:
+    """A shared-subscription filter: the broker gives each message to one member of `group`."""
+    return f"$share/{group}/{topic_filter}"
+
+
+def _shared_part(topic_filter: str) -> str:
+    """The filter messages are matched against: `$share/<group>/` is for the broker only."""
+    if topic_filter.startswith("$share/"):
+        return topic_filter.split("/", 2)[2]
+    return topic_filter

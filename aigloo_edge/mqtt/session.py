@@ -39,6 +39,7 @@ from aigloo_edge.payloads import (
     BridgeRejected,
     Payload,
 )
+from aigloo_edge.runtime import cancel_and_wait
 from aigloo_edge.topics import Topics, validate_id
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 GOODBYE_TIMEOUT_S: Final = 2.0
 STABLE_CONNECTION_S: Final = 10.0
 PENDING_CALLS_WARNING: Final = 5000
+READER_CANCEL_RETRY_S: Final = 0.1
 PayloadLike = bytes | str | Payload
 
 
@@ -360,8 +362,8 @@ class Session:
         try:
             await asyncio.wait((reader, disconnected), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            reader.cancel()
-            await asyncio.wait((reader,))
+            # A handler mid-publish can swallow one cancel (Python 3.11's wait_for).
+            await cancel_and_wait(reader, retry_s=READER_CANCEL_RETRY_S)
         if not reader.cancelled() and (error := reader.exception()) is not None:
             raise error
         cause = disconnected.exception() if disconnected.done() else None

@@ -67,3 +67,20 @@ async def collect(
 
 def chunks(replies: list[InferReplyMessage]) -> list[InferChunk]:
     return [r for r in replies if isinstance(r, InferChunk)]
+
+
+@contextlib.asynccontextmanager
+async def dispatcher_running(broker: RunningBroker, **section: Any) -> AsyncIterator[None]:
+    """A dispatcher (as the Mini runs it) until the block ends; waits until it subscribed."""
+    section.setdefault("accept_timeout_s", 2.0)
+    instance = section.get("instance", "dispatcher")
+    config = node_config(broker, "mini", components=["dispatcher"], dispatcher=section)
+    task = asyncio.create_task(run_machine(config))
+    try:
+        async with broker.session("admin", component=f"wait-{instance}") as admin:
+            seen = Collector(admin, broker.topics.bridge_availability(instance))
+            while (await seen.next(10)).payload != b"online":
+                pass
+        yield
+    finally:
+        await cancel_and_wait(task)

@@ -121,3 +121,15 @@ def test_doc_and_code_agree() -> None:
     doc_rows = [line for line in DOC.read_text().splitlines() if re.match(r"\| `", line)]
     contract = [row for row in doc_rows if " | " in row and row.count("|") == 6]
     assert contract == contract_rows(Topics())
+
+
+def test_request_ids_in_reply_topics_may_use_client_characters() -> None:
+    """A reply topic's request level takes the payload's request-id characters (A-Z . :)."""
+    t = Topics()
+    topic = t.infer_reply("phone", "chatcmpl-AB.12:x")
+    assert topic == "aigloo/infer/reply/phone/chatcmpl-AB.12:x"
+    matched = t.match(topic)
+    assert matched is not None
+    assert matched.params == {"client": "phone", "request": "chatcmpl-AB.12:x"}
+    with pytest.raises(TopicError):
+        t.infer_reply("Phone", "r1")  # other ids stay lower-case
