@@ -57,6 +57,8 @@ def _component_runs(config: AgentConfig, enabled: Sequence[str]) -> list[Corouti
         runs.append(session.run())
     if "dispatcher" in enabled:
         runs.extend(_dispatcher_runs(config))
+    if "gateway" in enabled:
+        runs.extend(_gateway_runs(config))
     log.info("starting %s for node %s", ", ".join(enabled), config.node)
     return runs
 
@@ -91,3 +93,21 @@ def _dispatcher_runs(config: AgentConfig) -> list[Coroutine[Any, Any, None]]:
     settings = config.broker.settings_for("dispatcher")
     session = Session(settings, component=config.dispatcher.instance)
     return [session.run(), Dispatcher(session, config.dispatcher).run()]
+
+
+def _gateway_runs(config: AgentConfig) -> list[Coroutine[Any, Any, None]]:
+    from aigloo_edge.inference.client import InferClient
+    from aigloo_edge.inference.directory import ModelDirectory
+    from aigloo_edge.inference.gateway import Gateway
+    from aigloo_edge.mqtt import Session
+
+    assert config.gateway is not None  # the config model guarantees it
+    session = Session(config.broker.settings_for("gateway"), component="gateway")
+    directory = ModelDirectory(session)
+    gateway = Gateway(
+        config.gateway,
+        InferClient(session, "gateway"),
+        models=directory.models,
+        ready=lambda: session.is_connected,
+    )
+    return [session.run(), gateway.run()]

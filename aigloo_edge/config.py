@@ -228,6 +228,9 @@ class GatewayConfig(Strict):
         default=None, description="one API key per line (mode 0600); none: no key needed"
     )
     request_timeout_s: float = Field(default=600.0, gt=0)
+    default_max_tokens: int = Field(
+        default=1024, ge=1, le=32_768, description="when a client sends no max_tokens"
+    )
 
     @field_validator("api_keys_file")
     @classmethod

@@ -106,7 +106,9 @@ def _choose_for(
         if model in view.models and view.node not in exclude and pinned in (None, view.node)
     ]
     if not capable:
-        return Refuse("no_worker", _nobody_serves(model, nodes, pinned, exclude))
+        known = any(model in view.models for view in nodes.values())
+        code: InferErrorCode = "no_worker" if known else "unknown_model"
+        return Refuse(code, _nobody_serves(model, nodes, pinned, exclude))
     ready = [view for view in capable if view.ready]
     if ready:
         best = min(ready, key=lambda v: (v.thermal in HOT, v.in_flight + v.queue, v.node))

@@ -82,14 +82,14 @@ async def test_routes_to_a_worker_and_relays_its_stream(
     assert final.text == "".join(c.text for c in streamed)
 
 
-async def test_a_model_nobody_serves_is_refused_with_no_worker(
+async def test_a_model_nobody_serves_is_refused_as_unknown(
     broker: RunningBroker, demo_model_dir: Path, phone: InferClient
 ) -> None:
-    """No node has the model: one final `no_worker` naming what the cluster does serve."""
+    """No node has the model: one final `unknown_model` naming what the cluster does serve."""
     async with worker_running(broker, demo_model_dir), dispatcher_running(broker):
         _, final = await collect(phone, ask("d2", model="llama-70b"))
     assert final.error is not None
-    assert final.error.code == "no_worker"
+    assert final.error.code == "unknown_model"
     assert "'llama-70b'" in final.error.message
     assert MODEL in final.error.message
 

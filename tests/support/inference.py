@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from aigloo_edge.app import run_machine
 from aigloo_edge.inference.client import InferClient
 from aigloo_edge.payloads import InferChunk, InferFinal, InferReplyMessage, InferRequest, NodeInfo
@@ -82,5 +84,23 @@ async def dispatcher_running(broker: RunningBroker, **section: Any) -> AsyncIter
             while (await seen.next(10)).payload != b"online":
                 pass
         yield
+    finally:
+        await cancel_and_wait(task)
+
+
+@contextlib.asynccontextmanager
+async def gateway_running(broker: RunningBroker, port: int, **section: Any) -> AsyncIterator[str]:
+    """The OpenAI gateway on 127.0.0.1:`port` until the block ends; yields its /v1 URL."""
+    config = node_config(broker, "mini", components=["gateway"], gateway={"port": port, **section})
+    task = asyncio.create_task(run_machine(config))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with asyncio.timeout(10), httpx.AsyncClient() as http:
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    if (await http.get(f"{url}/health")).status_code == 200:
+                        break
+                await asyncio.sleep(0.05)
+        yield f"{url}/v1"
     finally:
         await cancel_and_wait(task)

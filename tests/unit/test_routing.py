@@ -396,7 +396,7 @@ def test_fallback_is_not_woken_for_the_original_model_refusal_stands() -> None:
     nodes = cluster(asleep("phone", SMALL))
     decision = decide(nodes, policy=routing(fallbacks={MODEL: SMALL}))
     refused = refusal(decision)
-    assert refused.code == "no_worker"
+    assert refused.code == "unknown_model"
     assert repr(MODEL) in refused.message
 
 
@@ -429,7 +429,7 @@ def test_fallback_refused_too_returns_the_original_refusal() -> None:
     """When neither model nor fallback has any node, the refusal is about the original model."""
     nodes = cluster(awake("studio", "other"))
     refused = refusal(decide(nodes, policy=routing(fallbacks={MODEL: SMALL})))
-    assert refused.code == "no_worker"
+    assert refused.code == "unknown_model"
     assert f"no node serves {MODEL!r}" in refused.message
 
 
@@ -437,21 +437,21 @@ def test_fallback_to_the_same_model_is_ignored() -> None:
     """A fallback naming the model itself changes nothing."""
     nodes = cluster(awake("studio", "other"))
     refused = refusal(decide(nodes, policy=routing(fallbacks={MODEL: MODEL})))
-    assert refused.code == "no_worker"
+    assert refused.code == "unknown_model"
 
 
 def test_fallbacks_are_not_chained() -> None:
     """Only the model's own fallback is tried, not the fallback's fallback."""
     nodes = cluster(awake("phone", "tiny"))
     policy = routing(fallbacks={MODEL: SMALL, SMALL: "tiny"})
-    assert refusal(decide(nodes, policy=policy)).code == "no_worker"
+    assert refusal(decide(nodes, policy=policy)).code == "unknown_model"
 
 
 def test_fallback_respects_pinning() -> None:
     """A pinned request falls back only on the pinned node."""
     nodes = cluster(awake("studio", "other"), awake("phone", SMALL))
     policy = routing(fallbacks={MODEL: SMALL})
-    assert refusal(decide(nodes, policy=policy, pinned="studio")).code == "no_worker"
+    assert refusal(decide(nodes, policy=policy, pinned="studio")).code == "unknown_model"
     assert decide(nodes, policy=policy, pinned="phone") == Forward("phone", SMALL)
 
 
@@ -460,7 +460,7 @@ def test_fallback_respects_exclusions() -> None:
     nodes = cluster(awake("phone", SMALL))
     policy = routing(fallbacks={MODEL: SMALL})
     decision = decide(nodes, policy=policy, exclude=frozenset({"phone"}))
-    assert refusal(decision).code == "no_worker"
+    assert refusal(decision).code == "unknown_model"
 
 
 # --- pinning ----------------------------------------------------------------------------------
@@ -536,22 +536,22 @@ def test_no_exclusions_means_no_already_tried_note() -> None:
 
 
 def test_model_nobody_serves_refuses_listing_the_cluster_models() -> None:
-    """An unserved model is refused no_worker, listing (sorted, deduplicated) what is served."""
+    """An unserved model is refused unknown_model, listing (sorted, deduplicated) what is served."""
     nodes = cluster(
         awake("studio", "qwen", "llama"),
         asleep("mbp", "llama", "gemma"),
         awake("phone", "phi", online=False),
     )
     refused = refusal(decide(nodes, model="mystery"))
-    assert refused.code == "no_worker"
+    assert refused.code == "unknown_model"
     assert "no node serves 'mystery'" in refused.message
     assert "['gemma', 'llama', 'phi', 'qwen']" in refused.message
 
 
-def test_empty_cluster_refuses_no_worker() -> None:
-    """With no nodes known at all, every request is refused no_worker."""
+def test_empty_cluster_refuses_unknown_model() -> None:
+    """With no nodes known at all, every request is refused unknown_model."""
     refused = refusal(decide({}))
-    assert refused.code == "no_worker"
+    assert refused.code == "unknown_model"
     assert "the cluster serves []" in refused.message
 
 
