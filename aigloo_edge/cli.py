@@ -197,8 +197,54 @@ def run(config_file: ConfigFile) -> None:
 
 @app.command()
 def agent(config_file: ConfigFile) -> None:
-    """Run only the node agent (telemetry, info, sleep) of a machine's config."""
-    _run_components(config_file, {"agent"})
+    """Run only the node agent (telemetry, info, sleep, inference worker) of a machine's config."""
+    _run_components(config_file, {"agent", "inference"})
+
+
+@app.command()
+def dispatch(config_file: ConfigFile) -> None:
+    """Run only the inference dispatcher of a machine's config."""
+    _run_components(config_file, {"dispatcher"})
+
+
+@app.command()
+def gateway(config_file: ConfigFile) -> None:
+    """Run only the OpenAI-compatible HTTP gateway of a machine's config."""
+    _run_components(config_file, {"gateway"})
+
+
+@app.command()
+def infer(
+    prompt: Annotated[str, typer.Argument(help="What to ask.")],
+    model: Annotated[
+        str | None, typer.Option(help="Model (default: one the cluster serves).")
+    ] = None,
+    node: Annotated[str | None, typer.Option(help="Run on this node only.")] = None,
+    system: Annotated[str | None, typer.Option(help="A system message.")] = None,
+    max_tokens: Annotated[int, typer.Option(min=1, max=32768)] = 512,
+    temperature: Annotated[float, typer.Option(min=0, max=5)] = 0.0,
+    timeout: Annotated[float, typer.Option(help="Seconds before giving up.")] = 300.0,
+    config: Annotated[
+        Path, typer.Option(envvar="AIGLOO_CONFIG", help="A machine config, for its broker.")
+    ] = Path("agents/local.yaml"),
+    user: Annotated[str, typer.Option("--as", help="Broker user to connect as.")] = "mobile",
+) -> None:
+    """Send a prompt to the cluster and stream the answer here."""
+    import asyncio
+    import logging
+
+    from aigloo_edge.config import load_config
+    from aigloo_edge.inference.ask import Question, ask, summary
+
+    if logging.getLogger().level == logging.INFO:  # connection chatter would mix with the answer
+        logging.getLogger().setLevel(logging.WARNING)
+    settings = load_config(config).broker.settings_for(user)
+    question = Question(prompt, model, node, system, max_tokens, temperature, timeout)
+    try:
+        final = asyncio.run(ask(settings, question))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    _err().print(summary(final), style="dim", highlight=False)
 
 
 def _run_components(config_file: Path, only: set[str] | None) -> None:

@@ -13,7 +13,12 @@ from pathlib import Path
 from aigloo_edge.errors import AiglooError
 
 # command → the components it runs (None: all the file enables)
-COMPONENT_COMMANDS: dict[str, set[str] | None] = {"run": None, "agent": {"agent"}}
+COMPONENT_COMMANDS: dict[str, set[str] | None] = {
+    "run": None,
+    "agent": {"agent", "inference"},
+    "dispatch": {"dispatcher"},
+    "gateway": {"gateway"},
+}
 
 
 def main() -> None:

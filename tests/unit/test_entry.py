@@ -13,7 +13,9 @@ from aigloo_edge.entry import component_command
     ("args", "plan"),
     [
         (["run", "agents/studio.yaml"], ("INFO", None, Path("agents/studio.yaml"))),
-        (["agent", "a.yaml"], ("INFO", {"agent"}, Path("a.yaml"))),
+        (["agent", "a.yaml"], ("INFO", {"agent", "inference"}, Path("a.yaml"))),
+        (["dispatch", "m.yaml"], ("INFO", {"dispatcher"}, Path("m.yaml"))),
+        (["gateway", "m.yaml"], ("INFO", {"gateway"}, Path("m.yaml"))),
         (["--log-level", "DEBUG", "run", "a.yaml"], ("DEBUG", None, Path("a.yaml"))),
     ],
 )
