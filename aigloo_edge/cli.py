@@ -262,12 +262,15 @@ def up(
     machine: Annotated[
         Path | None, typer.Option(help="This machine's config (none: the broker alone).")
     ] = Path("agents/local.yaml"),
+    gateway_port: Annotated[
+        int | None, typer.Option(help="Serve the gateway on this port instead.")
+    ] = None,
 ) -> None:
     """Start the rig on this machine: the broker, then this machine's components, until Ctrl-C."""
     from aigloo_edge.rig import run_rig
     from aigloo_edge.runtime import run_until_stopped
 
-    run_until_stopped(run_rig(directory, machine, _out()))
+    run_until_stopped(run_rig(directory, machine, _out(), gateway_port=gateway_port))
 
 
 def main() -> None:

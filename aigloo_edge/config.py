@@ -29,6 +29,7 @@ ALL_SOURCES: tuple[SourceName, ...] = ("psutil", "powermetrics", "macmon")
 DEFAULT_COMPONENTS: tuple[ComponentName, ...] = ("agent",)
 SECTIONED_COMPONENTS: tuple[ComponentName, ...] = ("waker", "inference", "dispatcher", "gateway")
 MacAddress = Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$")]
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 IPv4 = Annotated[str, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}$")]
 
 
@@ -236,6 +237,15 @@ class GatewayConfig(Strict):
     @classmethod
     def _keys_path(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         return None if value is None else _relative(value, (info.context or {}).get("base_dir"))
+
+    @model_validator(mode="after")
+    def _keys_beyond_loopback(self) -> Self:
+        if self.api_keys_file is None and self.host not in LOOPBACK_HOSTS:
+            raise ValueError(
+                f"a gateway on {self.host} is reachable from the network: give api_keys_file "
+                "(or bind it to 127.0.0.1)"
+            )
+        return self
 
 
 def _relative(path: Path, base_dir: Path | None) -> Path:

@@ -22,13 +22,19 @@ READY_TIMEOUT_S = 10.0
 BROKER_LOG = "mosquitto.log"
 
 
-async def run_rig(directory: Path, machine: Path | None, console: Console) -> None:
+async def run_rig(
+    directory: Path, machine: Path | None, console: Console, *, gateway_port: int | None = None
+) -> None:
     """Start Mosquitto on `directory`, then the components of the `machine` config."""
     if not credentials_path(directory).exists():
         init_broker(directory)
     argv = prepare(directory)
     creds = load_credentials(credentials_path(directory))
-    config = on_this_broker(load_config(machine), directory, creds) if machine else None
+    config = None
+    if machine is not None:
+        config = with_gateway_port(
+            on_this_broker(load_config(machine), directory, creds), gateway_port
+        )
     with (directory / BROKER_LOG).open("ab") as broker_log:
         broker = await asyncio.create_subprocess_exec(
             *argv, cwd=directory, stdout=broker_log, stderr=broker_log
@@ -62,6 +68,12 @@ def on_this_broker(config: AgentConfig, directory: Path, creds: Credentials) -> 
         }
     )
     return config.model_copy(update={"broker": broker})
+
+
+def with_gateway_port(config: AgentConfig, port: int | None) -> AgentConfig:
+    if port is None or config.gateway is None:
+        return config
+    return config.model_copy(update={"gateway": config.gateway.model_copy(update={"port": port})})
 
 
 async def wait_for_port(host: str, port: int, process: asyncio.subprocess.Process) -> None:
@@ -114,4 +126,20 @@ def _print_where_to_look(
         markup=False,
         highlight=False,
     )
+    if config is not None and config.gateway is not None:
+        _print_inference(console, config)
     console.print("Ctrl-C stops everything.")
+
+
+def _print_inference(console: Console, config: AgentConfig) -> None:
+    assert config.gateway is not None
+    url = f"http://{config.gateway.host}:{config.gateway.port}/v1"
+    console.print(f"OpenAI-compatible gateway: {url} (models: GET {url}/models)")
+    console.print("ask the cluster (the demo model loads on the first request):", highlight=False)
+    console.print('  aigloo infer "What is the capital of France?"', markup=False, highlight=False)
+    body = '{"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "Hi"}]}'
+    console.print(
+        f"  curl -s {url}/chat/completions -H 'Content-Type: application/json' -d '{body}'",
+        markup=False,
+        highlight=False,
+    )

@@ -1,11 +1,16 @@
-"""`aigloo up` as a user runs it: broker and this machine's agent; Ctrl-C stops both cleanly."""
+"""`aigloo up` as a user runs it: the broker and agents/local.yaml's components (agent, worker,
+dispatcher, gateway); a prompt through the gateway; Ctrl-C stops everything cleanly."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import sys
 from pathlib import Path
+
+import httpx
 
 from aigloo_edge.broker import init_broker
 from aigloo_edge.mqtt import Session, load_credentials
@@ -17,10 +22,12 @@ from tests.support.collect import Collector
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def test_up_runs_broker_and_agent_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    """`aigloo up` serves the broker and agents/local.yaml's agent; SIGINT stops both, exit 0."""
+async def test_up_runs_the_rig_and_stops_on_ctrl_c(tmp_path: Path, demo_cache: Path) -> None:
+    """`aigloo up` serves the broker, the agent's telemetry and prompts through the gateway;
+    SIGINT stops everything, exit 0."""
     directory = tmp_path / "broker"
     ports = {"mqtt": free_port(), "websockets": free_port(), "tls": free_port()}
+    gateway = free_port()
     init_broker(directory, ports=ports)
     aigloo = Path(sys.executable).parent / "aigloo"
     machine = ROOT / "agents" / "local.yaml"
@@ -31,7 +38,10 @@ async def test_up_runs_broker_and_agent_and_stops_on_ctrl_c(tmp_path: Path) -> N
         str(directory),
         "--machine",
         str(machine),
+        "--gateway-port",
+        str(gateway),
         stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "AIGLOO_CACHE": str(demo_cache)},
     )
     assert process.stdout is not None
     settings = load_credentials(directory / "credentials.yaml").settings_for("admin")
@@ -49,6 +59,7 @@ async def test_up_runs_broker_and_agent_and_stops_on_ctrl_c(tmp_path: Path) -> N
         assert await availability.value_on(t.node_availability("mini"), timeout=15) == b"online"
         reading = NodeTelemetry.from_json((await telemetry.next(timeout=15)).payload)
         assert reading.node == "mini"
+        assert "Paris" in await _ask_gateway(f"http://127.0.0.1:{gateway}/v1")
         process.send_signal(signal.SIGINT)
         assert await availability.value_on(t.node_availability("mini")) == b"offline"
         async with asyncio.timeout(15):
@@ -69,3 +80,22 @@ async def _port_open(port: int) -> bool:
         return False
     writer.close()
     return True
+
+
+async def _ask_gateway(url: str) -> str:
+    """Wait for the gateway to list the demo model, then ask it a question."""
+    async with asyncio.timeout(60), httpx.AsyncClient(timeout=60) as http:
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                listed = (await http.get(f"{url}/models")).json()["data"]
+                if listed:
+                    break
+            await asyncio.sleep(0.2)
+        body = {
+            "model": listed[0]["id"],
+            "messages": [{"role": "user", "content": "What is the capital of France?"}],
+            "max_tokens": 16,
+            "temperature": 0,
+        }
+        reply = (await http.post(f"{url}/chat/completions", json=body)).json()
+    return str(reply["choices"][0]["message"]["content"])

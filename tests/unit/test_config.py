@@ -94,7 +94,7 @@ def test_config_check_reports_each_file_and_fails_on_any_error() -> None:
         app, ["config", "check", str(ROOT / "agents" / "studio.yaml"), str(BAD / "typo.yaml")]
     )
     assert result.exit_code == 1
-    assert "studio.yaml: ok (node studio: agent)" in result.stdout
+    assert "studio.yaml: ok (node studio: agent, inference)" in result.stdout
     assert "typo.yaml:6: broker.prot: unknown setting" in result.stderr
 
 
