@@ -280,3 +280,19 @@ async def test_a_stopping_worker_answers_what_it_holds(
     assert isinstance(final, InferFinal)
     assert final.error is not None
     assert final.error.code == "worker_lost"
+
+
+async def test_a_request_without_reply_topic_is_answered_on_the_default_one(
+    studio: None, tester: Session, broker: RunningBroker
+) -> None:
+    """No response topic, no reply_to, no client: the answer goes to infer/reply/anon/<id>."""
+    t = broker.topics
+    default = t.infer_reply("anon", "no-reply-to")
+    seen = Collector(tester, default)
+    await tester.sync_subscriptions()
+    body = {"id": "no-reply-to", "model": MODEL, "prompt": "Hi", "max_tokens": 2}
+    await tester.publish(t.node_infer("studio"), json.dumps(body))
+    replies = [parse_infer_reply((await seen.next(LOAD_S)).payload)]
+    while not isinstance(replies[-1], InferFinal):
+        replies.append(parse_infer_reply((await seen.next(LOAD_S)).payload))
+    assert replies[-1].ok
