@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aigloo_edge.config import AgentConfig
+from aigloo_edge.errors import NotConnectedError
 
 if TYPE_CHECKING:
     from aigloo_edge.node.agent import NodeAgent
@@ -80,6 +82,10 @@ async def _serve_inference(config: AgentConfig, agent: NodeAgent) -> None:
         per_model_concurrency=section.per_model_concurrency,
     )
     agent.models = worker.models
+    if agent.session.is_connected:
+        # `info` listing the models tells dispatchers to send requests: subscribe first.
+        with contextlib.suppress(NotConnectedError):
+            await agent.session.sync_subscriptions()
     await agent.publish_info()
     log.info("serving %s with %s", ", ".join(worker.models), engine.name)
     await worker.run()
