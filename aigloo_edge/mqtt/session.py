@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 import aiomqtt
 from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
@@ -48,6 +49,9 @@ GOODBYE_TIMEOUT_S: Final = 2.0
 STABLE_CONNECTION_S: Final = 10.0
 PENDING_CALLS_WARNING: Final = 5000
 READER_CANCEL_RETRY_S: Final = 0.1
+ACK_TIMEOUT_S: Final = 10.0
+WAIT_FOREVER: Final = math.inf  # aiomqtt: no wait_for at all (see _acked)
+T = TypeVar("T")
 PayloadLike = bytes | str | Payload
 
 
@@ -168,8 +172,15 @@ class Session:
             raise NotConnectedError(f"{self.component}: connection dropped")
         properties = self._publish_properties(expiry_s, response_topic, correlation_data)
         try:
-            await client.publish(
-                topic, _encode(payload), qos=qos, retain=retain, properties=properties
+            await _acked(
+                client.publish(
+                    topic,
+                    _encode(payload),
+                    qos=qos,
+                    retain=retain,
+                    properties=properties,
+                    timeout=WAIT_FOREVER,
+                )
             )
         except aiomqtt.MqttError as exc:
             raise NotConnectedError(f"{self.component}: publish to {topic} failed: {exc}") from exc
@@ -286,7 +297,15 @@ class Session:
         )
         # Subscribe before the birth message so no command sent on seeing us online is lost.
         await self._subscribe_all(client)
-        await client.publish(self.availability_topic, AVAILABILITY_ONLINE, qos=1, retain=True)
+        await _acked(
+            client.publish(
+                self.availability_topic,
+                AVAILABILITY_ONLINE,
+                qos=1,
+                retain=True,
+                timeout=WAIT_FOREVER,
+            )
+        )
         for hook in self._connect_hooks:
             await hook()
         self._connected.set()
@@ -307,14 +326,18 @@ class Session:
         with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
             async with asyncio.timeout(GOODBYE_TIMEOUT_S):
                 await client.publish(
-                    self.availability_topic, AVAILABILITY_OFFLINE, qos=1, retain=True
+                    self.availability_topic,
+                    AVAILABILITY_OFFLINE,
+                    qos=1,
+                    retain=True,
+                    timeout=WAIT_FOREVER,
                 )
 
     async def _subscribe_all(self, client: aiomqtt.Client) -> None:
         wanted = self.router.subscriptions()
         if not wanted:
             return
-        granted = await client.subscribe(list(wanted.items()))
+        granted = await _acked(client.subscribe(list(wanted.items()), timeout=WAIT_FOREVER))
         for topic_filter, code in zip(wanted, granted, strict=False):
             if _refused(code):
                 log.error(
@@ -327,7 +350,8 @@ class Session:
     def _subscribe_live(self, topic_filter: str, qos: int) -> None:
         client = self._client
         if client is not None and self.is_connected:
-            task = asyncio.get_running_loop().create_task(client.subscribe(topic_filter, qos))
+            subscribing = _acked(client.subscribe(topic_filter, qos, timeout=WAIT_FOREVER))
+            task = asyncio.get_running_loop().create_task(subscribing)
             self._subscribing.add(task)  # the loop keeps only a weak reference to tasks
             task.add_done_callback(self._subscribing.discard)
             task.add_done_callback(_log_failed_subscribe)
@@ -341,7 +365,11 @@ class Session:
                 if expiry <= 0:
                     continue  # stale: better no value than an old one shown as current
             props = self._publish_properties(expiry, None, None)
-            await client.publish(topic, state.payload, qos=1, retain=True, properties=props)
+            await _acked(
+                client.publish(
+                    topic, state.payload, qos=1, retain=True, properties=props, timeout=WAIT_FOREVER
+                )
+            )
 
     # --- inbound ---------------------------------------------------------------------------
 
@@ -456,6 +484,21 @@ class Session:
         if correlation is not None:
             props.CorrelationData = correlation
         return props
+
+
+async def _acked(operation: Awaitable[T]) -> T:
+    """Await a broker acknowledgement, bounded by ACK_TIMEOUT_S.
+
+    aiomqtt bounds its waits with asyncio.wait_for, which on Python 3.11 swallows a cancellation
+    that lands as the acknowledgement arrives: a component that was publishing would then never
+    stop. So aiomqtt is told to wait without a bound (a plain await) and asyncio.timeout, which
+    does not swallow, bounds it here.
+    """
+    try:
+        async with asyncio.timeout(ACK_TIMEOUT_S):
+            return await operation
+    except TimeoutError:
+        raise aiomqtt.MqttError("no acknowledgement from the broker in time") from None
 
 
 def _inbox_type(
