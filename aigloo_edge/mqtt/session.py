@@ -96,6 +96,7 @@ class Session:
         self._connect_hooks: list[Callable[[], Awaitable[None]]] = []
         self._inbox: list[asyncio.Queue[aiomqtt.Message]] = []
         self._subscribing: set[asyncio.Task[object]] = set()
+        self._subscribed: dict[str, int] = {}  # filter → QoS asked on this connection
         self._log_extra = {"component": component}
 
     # --- public API ------------------------------------------------------------------------
@@ -284,6 +285,7 @@ class Session:
                     housekeeping.cancel()
 
     async def _on_connected(self, client: aiomqtt.Client) -> None:
+        self._subscribed = {}
         self.stats.connects += 1
         if self.stats.connects > 1:
             self.stats.reconnects += 1
@@ -308,6 +310,9 @@ class Session:
         )
         for hook in self._connect_hooks:
             await hook()
+        # Routes added while connecting (after the subscribe above, before `connected`) were
+        # not subscribed live: subscribe them now, or they would wait for the next reconnect.
+        await self._subscribe_all(client, only_new=True)
         self._connected.set()
         await self._republish_state(client)
         await self._publish_health()
@@ -333,8 +338,11 @@ class Session:
                     timeout=WAIT_FOREVER,
                 )
 
-    async def _subscribe_all(self, client: aiomqtt.Client) -> None:
+    async def _subscribe_all(self, client: aiomqtt.Client, *, only_new: bool = False) -> None:
         wanted = self.router.subscriptions()
+        if only_new:
+            wanted = {f: q for f, q in wanted.items() if self._subscribed.get(f) != q}
+        self._subscribed.update(wanted)
         if not wanted:
             return
         granted = await _acked(client.subscribe(list(wanted.items()), timeout=WAIT_FOREVER))
@@ -350,6 +358,7 @@ class Session:
     def _subscribe_live(self, topic_filter: str, qos: int) -> None:
         client = self._client
         if client is not None and self.is_connected:
+            self._subscribed[topic_filter] = qos
             subscribing = _acked(client.subscribe(topic_filter, qos, timeout=WAIT_FOREVER))
             task = asyncio.get_running_loop().create_task(subscribing)
             self._subscribing.add(task)  # the loop keeps only a weak reference to tasks

@@ -113,7 +113,10 @@ async def test_a_worker_that_never_accepts_is_retried_elsewhere(
     """A node that looks ready but never takes the request: after the accept timeout, the
     request is retried once on another node, and answered from there."""
     await announce(admin, "air", online=True)  # ranks first by name; nothing runs there
-    async with worker_running(broker, demo_model_dir), dispatcher_running(broker):
+    async with (
+        worker_running(broker, demo_model_dir),
+        dispatcher_running(broker, accept_timeout_s=1.0),
+    ):
         _, final = await collect(phone, ask("d4", max_tokens=4))
     assert final.ok
     assert final.node == "studio"

@@ -216,3 +216,21 @@ async def test_tls_listener_rejects_an_untrusted_server_cert(tls_broker: Running
             tls_context=__import__("ssl").create_default_context(),
         ):
             pass
+
+
+async def test_a_route_added_while_connecting_is_subscribed(broker: RunningBroker) -> None:
+    """A route added during the connect (here by a connect hook, as a worker that finishes
+    loading at that moment does) is subscribed on this connection, not only after the next."""
+    t = broker.topics
+    async with broker.session("studio", component="studio", connect=False) as studio:
+        commands: list[Collector] = []
+
+        async def add_route() -> None:
+            if not commands:
+                commands.append(Collector(studio, t.node_power_set("studio")))
+
+        studio.on_connect(add_route)
+        await studio.wait_connected(10)
+        async with broker.session("admin", component="sender") as sender:
+            await sender.publish(t.node_power_set("studio"), b"sleep")
+            assert (await commands[0].next()).payload == b"sleep"

@@ -74,7 +74,7 @@ def chunks(replies: list[InferReplyMessage]) -> list[InferChunk]:
 @contextlib.asynccontextmanager
 async def dispatcher_running(broker: RunningBroker, **section: Any) -> AsyncIterator[None]:
     """A dispatcher (as the Mini runs it) until the block ends; waits until it subscribed."""
-    section.setdefault("accept_timeout_s", 2.0)
+    section.setdefault("accept_timeout_s", 10.0)  # generous: a loaded CI machine is slow
     instance = section.get("instance", "dispatcher")
     config = node_config(broker, "mini", components=["dispatcher"], dispatcher=section)
     task = asyncio.create_task(run_machine(config))
