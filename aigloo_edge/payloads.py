@@ -294,6 +294,9 @@ class InferFinal(Payload):
     finish_reason: Literal["stop", "length", "cancelled", "error"] | None = None
     prompt_tokens: int | None = Field(default=None, ge=0)
     completion_tokens: int | None = Field(default=None, ge=0)
+    cached_tokens: int | None = Field(
+        default=None, ge=0, description="prompt tokens reused from the worker's KV cache"
+    )
     ttft_s: Seconds | None = None
     tokens_per_s: float | None = Field(default=None, ge=0)
     error: InferError | None = None

@@ -51,6 +51,7 @@ class Finished:
     completion_tokens: int
     ttft_s: float | None
     tokens_per_s: float | None
+    cached_tokens: int = 0  # prompt tokens reused from an earlier request's cache
 
 
 Event = Piece | Finished

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -27,6 +28,7 @@ from aigloo_edge.inference.engine import (
     Piece,
     UnknownModelError,
 )
+from aigloo_edge.inference.prompt_cache import PromptCache
 
 DEFAULT_CONTEXT: Final = 2048
 
@@ -39,9 +41,7 @@ class MlxEngine:
     def __init__(self, models: dict[str, Path], memory_budget_bytes: int) -> None:
         self.models = models
         self.memory_budget_bytes = memory_budget_bytes
-        self._loaded: collections.OrderedDict[str, tuple[Any, Any, int, int]] = (
-            collections.OrderedDict()
-        )
+        self._loaded: collections.OrderedDict[str, _Loaded] = collections.OrderedDict()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlx")
 
     def model_names(self) -> list[str]:
@@ -90,56 +90,108 @@ class MlxEngine:
             emit(exc)
 
     def _run(self, generation: Generation, cancel: threading.Event, emit: Any) -> Finished:
-        from mlx_lm import stream_generate  # noqa: PLC0415 - heavy; only on the mlx thread
-        from mlx_lm.sample_utils import make_sampler  # noqa: PLC0415
+        from mlx_lm.sample_utils import make_sampler  # noqa: PLC0415 - heavy; mlx thread only
 
         started = time.perf_counter()
-        model, tokenizer, context = self._model(generation.model)
-        prompt = _prompt_tokens(tokenizer, generation)
-        room = context - len(prompt)
+        loaded = self._model(generation.model)
+        prompt = _prompt_tokens(loaded.tokenizer, generation)
+        room = loaded.context - len(prompt)
         if room <= 0:
             raise ContextLengthError(
-                f"the prompt is {len(prompt)} tokens; {generation.model} takes {context} "
+                f"the prompt is {len(prompt)} tokens; {generation.model} takes {loaded.context} "
                 "(prompt and answer together)"
             )
         sampler = make_sampler(temp=generation.temperature, top_p=generation.top_p)
-        first_at, response = None, None
-        max_tokens = min(generation.max_tokens, room)
+        kv_cache, tail = loaded.prompt_cache.prepare(loaded.model, prompt)
+        run = _Run(started, len(prompt), min(generation.max_tokens, room), tail, kv_cache, sampler)
+        try:
+            finished = self._stream(loaded, run, cancel, emit)
+        except BaseException:
+            loaded.prompt_cache.forget()
+            raise
+        loaded.prompt_cache.remember(tail + run.generated)
+        return finished
+
+    @staticmethod
+    def _stream(loaded: _Loaded, run: _Run, cancel: threading.Event, emit: Any) -> Finished:
+        from mlx_lm import stream_generate  # noqa: PLC0415 - heavy; mlx thread only
+
+        response = None
         for response in stream_generate(
-            model, tokenizer, prompt, max_tokens=max_tokens, sampler=sampler
+            loaded.model,
+            loaded.tokenizer,
+            run.tail,
+            max_tokens=run.max_tokens,
+            sampler=run.sampler,
+            prompt_cache=run.kv_cache,
         ):
-            first_at = first_at or time.perf_counter()
+            run.first_at = run.first_at or time.perf_counter()
+            run.generated.append(int(response.token))
             if response.text:
                 emit(Piece(response.text))
             if cancel.is_set():
-                return _finished(response, "cancelled", started, first_at)
+                return run.finished(response, "cancelled")
         if response is None:
-            return Finished("stop", 0, 0, None, None)
-        reason: FinishReason = "length" if response.finish_reason == "length" else "stop"
-        return _finished(response, reason, started, first_at)
+            return Finished("stop", run.prompt_tokens, 0, None, None, run.cached)
+        return run.finished(response, "length" if response.finish_reason == "length" else "stop")
 
-    def _model(self, name: str) -> tuple[Any, Any, int]:
-        """(model, tokenizer, context length), loading it and evicting others if needed."""
+    def _model(self, name: str) -> _Loaded:
+        """The model loaded (evicting others if the budget needs it), most recently used."""
         if name in self._loaded:
             self._loaded.move_to_end(name)
-            model, tokenizer, _, context = self._loaded[name]
-            return model, tokenizer, context
+            return self._loaded[name]
         size = _model_bytes(self.models[name])
         if size > self.memory_budget_bytes:
             raise EngineError(
                 f"{name} needs {size} bytes, over the budget of {self.memory_budget_bytes}"
             )
-        while self._loaded and sum(e[2] for e in self._loaded.values()) + size > (
+        while self._loaded and sum(e.size for e in self._loaded.values()) + size > (
             self.memory_budget_bytes
         ):
             self._loaded.popitem(last=False)  # least recently used goes first
         from mlx_lm import load  # noqa: PLC0415
 
-        loaded = load(str(self.models[name]))
-        model, tokenizer = loaded[0], loaded[1]
-        context = _context_length(self.models[name])
-        self._loaded[name] = (model, tokenizer, size, context)
-        return model, tokenizer, context
+        model, tokenizer = load(str(self.models[name]))[:2]
+        loaded = _Loaded(model, tokenizer, size, _context_length(self.models[name]))
+        self._loaded[name] = loaded
+        return loaded
+
+
+@dataclass
+class _Loaded:
+    model: Any
+    tokenizer: Any
+    size: int
+    context: int
+    prompt_cache: PromptCache = field(default_factory=PromptCache)
+
+
+@dataclass
+class _Run:
+    """One generation's bookkeeping on the mlx thread."""
+
+    started: float
+    prompt_tokens: int
+    max_tokens: int
+    tail: list[int]  # the prompt tokens the cache lacks
+    kv_cache: list[Any]
+    sampler: Any
+    first_at: float | None = None
+    generated: list[int] = field(default_factory=list)
+
+    def finished(self, response: Any, reason: FinishReason) -> Finished:
+        return Finished(
+            finish_reason=reason,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=int(response.generation_tokens),
+            ttft_s=None if self.first_at is None else self.first_at - self.started,
+            tokens_per_s=float(response.generation_tps) or None,
+            cached_tokens=self.cached,
+        )
+
+    @property
+    def cached(self) -> int:
+        return self.prompt_tokens - len(self.tail)
 
 
 def _prompt_tokens(tokenizer: Any, generation: Generation) -> list[int]:
@@ -158,18 +210,3 @@ def _context_length(directory: Path) -> int:
 def _model_bytes(directory: Path) -> int:
     """Weights on disk stand for the memory a model takes (they load as they are)."""
     return sum(path.stat().st_size for path in directory.glob("*.safetensors"))
-
-
-def _finished(
-    response: Any,
-    reason: FinishReason,
-    started: float,
-    first_at: float | None,
-) -> Finished:
-    return Finished(
-        finish_reason=reason,
-        prompt_tokens=int(response.prompt_tokens),
-        completion_tokens=int(response.generation_tokens),
-        ttft_s=None if first_at is None else first_at - started,
-        tokens_per_s=float(response.generation_tps) or None,
-    )

@@ -220,6 +220,7 @@ class Worker:
             "node": self.node,
             "prompt_tokens": finished.prompt_tokens,
             "completion_tokens": finished.completion_tokens,
+            "cached_tokens": finished.cached_tokens,
             "tokens_per_s": finished.tokens_per_s,
             # Time to first token as the worker saw it: queueing and model loading included.
             "ttft_s": None if job.first_piece_at is None else job.first_piece_at - job.received,

@@ -114,3 +114,45 @@ async def test_least_recently_used_model_is_evicted(demo_model_dir: Path) -> Non
 
 def _weights_bytes(directory: Path) -> int:
     return sum(p.stat().st_size for p in directory.glob("*.safetensors"))
+
+
+async def test_a_repeated_prompt_reuses_the_cache_and_answers_the_same(
+    demo_model_dir: Path,
+) -> None:
+    """The second of two identical greedy requests reuses all but one prompt token from the
+    KV cache and gives the same answer; a cancelled request in between changes nothing."""
+    served = MlxEngine({"smollm2": demo_model_dir}, memory_budget_bytes=2**30)
+    ask = Generation("smollm2", messages=QUESTION, max_tokens=12)
+    try:
+        first, first_done = await _collect(served, ask)
+        await _collect(
+            served, Generation("smollm2", messages=QUESTION, max_tokens=40), cancel_after=3
+        )
+        second, second_done = await _collect(served, ask)
+    finally:
+        served.close()
+    assert first_done.cached_tokens == 0
+    assert second_done.cached_tokens == second_done.prompt_tokens - 1
+    assert "".join(second) == "".join(first)
+
+
+async def test_a_follow_up_reuses_the_shared_history(demo_model_dir: Path) -> None:
+    """A next chat turn resends the history: the shared prefix comes from the cache, and the
+    answer equals that of an engine with no cache history."""
+    history = [
+        *QUESTION,
+        {"role": "assistant", "content": "The capital of France is Paris."},
+        {"role": "user", "content": "And of Italy?"},
+    ]
+    warm = MlxEngine({"smollm2": demo_model_dir}, memory_budget_bytes=2**30)
+    cold = MlxEngine({"smollm2": demo_model_dir}, memory_budget_bytes=2**30)
+    follow_up = Generation("smollm2", messages=history, max_tokens=12)
+    try:
+        await _collect(warm, Generation("smollm2", messages=QUESTION, max_tokens=12))
+        warm_text, warm_done = await _collect(warm, follow_up)
+        cold_text, _ = await _collect(cold, follow_up)
+    finally:
+        warm.close()
+        cold.close()
+    assert warm_done.cached_tokens > 10
+    assert "".join(warm_text) == "".join(cold_text)
