@@ -66,7 +66,7 @@ class MlxEngine:
 
         self._thread.submit(self._generate, generation, cancel, emit)
         while True:
-            item = await queue.get()
+            item = _merge_ready(await queue.get(), queue)
             if isinstance(item, EngineError):
                 raise item
             if isinstance(item, BaseException):
@@ -192,6 +192,23 @@ class _Run:
     @property
     def cached(self) -> int:
         return self.prompt_tokens - len(self.tail)
+
+
+def _merge_ready(
+    item: Event | BaseException, queue: asyncio.Queue[Event | BaseException]
+) -> Event | BaseException:
+    """Pieces that piled up while the consumer was busy (e.g. publishing) become one piece:
+    a slow link then carries fewer, larger chunks instead of falling behind."""
+    if not isinstance(item, Piece) or queue.empty():
+        return item
+    texts = [item.text]
+    while not queue.empty():
+        following = queue.get_nowait()
+        if not isinstance(following, Piece):
+            queue.put_nowait(following)  # put back: it is the last item (Finished or an error)
+            break
+        texts.append(following.text)
+    return Piece("".join(texts))
 
 
 def _prompt_tokens(tokenizer: Any, generation: Generation) -> list[int]:

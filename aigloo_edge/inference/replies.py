@@ -7,6 +7,7 @@ topic) is counted and reported on the component's `bridge/<component>/rejected` 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -114,9 +115,15 @@ class Replier:
         self.destination = destination
         self.seq = 0
         self.done = False
+        self._announcing: asyncio.Task[None] | None = None
 
     async def accepted(self, node: str, model: str, queued: int) -> None:
         await self._send(InferAccepted(id=self.request_id, node=node, model=model, queued=queued))
+
+    def announce(self, node: str, model: str, queued: int) -> None:
+        """Send `accepted` without waiting for the broker: work starts meanwhile, and the next
+        message waits for it, so the order holds."""
+        self._announcing = asyncio.create_task(self.accepted(node, model, queued))
 
     async def chunk(self, text: str) -> None:
         if self.done:
@@ -138,6 +145,9 @@ class Replier:
         await self.final(ok=False, error=InferError(code=code, message=message), **fields)
 
     async def _send(self, payload: Payload) -> None:
+        if self._announcing is not None and not isinstance(payload, InferAccepted):
+            announcing, self._announcing = self._announcing, None
+            await announcing
         try:
             await self.session.publish(
                 self.destination.topic, payload, correlation_data=self.destination.correlation

@@ -180,7 +180,7 @@ class Worker:
         slot = self._slots[model]
         # How many must finish before this one starts: those waiting, and one running.
         queued = self._waiting[model] + 1 if slot.locked() else 0
-        await job.replier.accepted(self.node, model, queued)
+        job.replier.announce(self.node, model, queued)
         self._waiting[model] += 1
         try:
             turn = await _acquire_unless(slot, job.cancelled)
