@@ -47,6 +47,7 @@ bench: setup
 	$(BIN)/python -m pip install --quiet glances   # the footprint benchmark's baseline
 	$(BIN)/python benchmarks/bus.py
 	$(BIN)/python benchmarks/agent_footprint.py
+	$(BIN)/python benchmarks/inference.py
 
 clean:
 	rm -rf $(VENV) .aigloo .mypy_cache .ruff_cache .pytest_cache

@@ -16,28 +16,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import yaml
+from common import DOCS_PATH, running_broker
 
-from aigloo_edge.broker import init_broker, prepare
 from aigloo_edge.mqtt import Inbound, Session, load_credentials
 from aigloo_edge.runtime import cancel_and_wait
 
-ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Node agent footprint (benchmarks/agent_footprint.py)"
 WARMUP_S = 3.0
 GOAL_RSS_MB = 40.0
@@ -51,33 +46,6 @@ class Footprint:
     mean_uss_mb: float
     cpu_pct: float
     note: str = ""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def broker(directory: Path) -> Iterator[dict[str, int]]:
-    ports = {"mqtt": free_port(), "websockets": free_port(), "tls": free_port()}
-    init_broker(directory, ports=ports)
-    process = subprocess.Popen(
-        prepare(directory), cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        for _ in range(200):
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", ports["mqtt"])),
-            ):
-                break
-            time.sleep(0.02)
-        yield ports
-    finally:
-        process.terminate()
-        process.wait()
 
 
 def measure(name: str, argv: list[str], seconds: float, note: str = "") -> Footprint:
@@ -148,12 +116,12 @@ def run(seconds: float) -> list[Footprint]:
     bin_dir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory(prefix="aigloo-footprint-") as tmp:
         directory = Path(tmp)
-        with broker(directory) as ports:
-            config = agent_config(directory, ports["mqtt"])
+        with running_broker(directory) as creds:
+            config = agent_config(directory, creds.ports["mqtt"])
             results = [_measure_agent(bin_dir, config, directory, seconds)]
             glances = shutil.which("glances", path=str(bin_dir)) or shutil.which("glances")
             if glances:
-                conf = glances_config(directory, ports["mqtt"])
+                conf = glances_config(directory, creds.ports["mqtt"])
                 argv = [glances, "-C", str(conf), "--export", "mqtt", "--quiet", "-t", "1"]
                 results.append(measure("glances --export mqtt", argv, seconds, "refresh 1 s"))
             floor = [
@@ -210,12 +178,12 @@ def verdict(results: list[Footprint]) -> str:
 
 
 def write_docs(report: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    text = DOCS_PATH.read_text() if DOCS_PATH.exists() else "# Benchmarks\n"
     start = text.find(SECTION)
     if start >= 0:
         end = text.find("\n## ", start + len(SECTION))
         text = text[:start] + text[end + 1 :] if end >= 0 else text[:start]
-    DOCS.write_text(text.rstrip("\n") + "\n\n" + report + "\n")
+    DOCS_PATH.write_text(text.rstrip("\n") + "\n\n" + report + "\n")
 
 
 def main() -> None:

@@ -34,20 +34,12 @@ p50 near 44 or 88 ms therefore means a side has lost TCP_NODELAY; the report say
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import datetime as dt
-import importlib.metadata
 import logging
 import math
-import os
-import platform
-import signal
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -55,27 +47,32 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import Final, TypeVar
+from typing import Final
 
 import paho.mqtt.client as paho
+from common import (
+    CONNECT_TIMEOUT_S,
+    DOCS_PATH,
+    HOST,
+    DocsSection,
+    parse_args,
+    running_broker,
+    start_run,
+    within,
+)
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from aigloo_edge.broker.run import mosquitto_binary, prepare
-from aigloo_edge.broker.setup import init_broker
 from aigloo_edge.mqtt.message import Inbound
 from aigloo_edge.mqtt.session import Session
 from aigloo_edge.mqtt.settings import Credentials
 from aigloo_edge.runtime import cancel_and_wait
 
-HOST: Final = "127.0.0.1"
 BENCH_USER: Final = "admin"  # may read and write every topic
 PAYLOAD_BYTES: Final = 100
 GATHER_BATCH: Final = 100
 WINDOW: Final = 500  # most messages a throughput publisher may have sent but not seen arrive
-CONNECT_TIMEOUT_S: Final = 10.0
 REPLY_TIMEOUT_S: Final = 5.0
 ROUND_TRIP_BLOCKS: Final = 10
 IDLE_TIMEOUT_S: Final = 3.0  # a receiver that sees nothing for this long has all it will get
@@ -83,13 +80,9 @@ MEASUREMENT_TIMEOUT_S: Final = 900.0
 NAGLE_SIGNATURE_US: Final = 20_000.0  # a delayed ACK is 40 ms; nothing else here is that slow
 GOAL_P50_RATIO: Final = 1.2
 GOAL_THROUGHPUT_RATIO: Final = 0.8
-DOCS_HEADING: Final = "## MQTT bus (benchmarks/bus.py)"
-DOCS_INTRO: Final = "# Benchmarks — every figure with the command that produced it\n"
-DOCS_PATH: Final = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 NODELAY_OPTION: Final = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 log = logging.getLogger("benchmarks.bus")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -112,61 +105,6 @@ def bench_topic(run_id: str, *levels: str) -> str:
 def payload(seq: int, size: int = PAYLOAD_BYTES) -> bytes:
     """`size` bytes that start with the sequence number, so a reply can be checked."""
     return f"{seq:010d}".encode().ljust(size, b".")
-
-
-# --- broker ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"mosquitto exited with code {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"mosquitto did not accept connections on {HOST}:{port} in {timeout}s")
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-@contextlib.contextmanager
-def running_broker() -> Iterator[Credentials]:
-    """A throwaway broker directory and Mosquitto process, stopped (and removed) on exit."""
-    with tempfile.TemporaryDirectory(prefix="aigloo-bench-") as tmp:
-        directory = Path(tmp)
-        ports = {"mqtt": free_port(), "websockets": free_port(), "tls": free_port()}
-        creds = init_broker(directory, host=HOST, ports=ports)
-        argv = prepare(directory)
-        with (directory / "mosquitto.log").open("wb") as log_file:
-            process = subprocess.Popen(argv, cwd=directory, stdout=log_file, stderr=log_file)
-            try:
-                wait_for_port(creds.ports["mqtt"], process, CONNECT_TIMEOUT_S)
-                yield creds
-            finally:
-                stop_process(process)
-
-
-def mosquitto_version() -> str:
-    result = subprocess.run([mosquitto_binary(), "-h"], capture_output=True, text=True, check=False)
-    first = (result.stdout or result.stderr).splitlines()[:1]
-    return first[0].removeprefix("mosquitto version ").strip() if first else "unknown"
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -560,21 +498,13 @@ PAHO_LOOP: Final = "paho (publish loop)"
 QOS_LEVELS: Final = (1, 0)
 
 
-async def within_deadline(what: str, work: Awaitable[T]) -> T:
-    try:
-        async with asyncio.timeout(MEASUREMENT_TIMEOUT_S):
-            return await work
-    except TimeoutError:
-        raise RuntimeError(f"{what}: not done in {MEASUREMENT_TIMEOUT_S}s") from None
-
-
 async def measure(creds: Credentials, cfg: Config) -> Results:
     results = Results(cfg)
     run_id = uuid.uuid4().hex[:8]
     for qos in QOS_LEVELS:
         log.info("round trips, QoS %d", qos)
-        results.round_trips += await within_deadline(
-            f"round trips at QoS {qos}", round_trips(creds, run_id, qos, cfg)
+        results.round_trips += await within(
+            f"round trips at QoS {qos}", round_trips(creds, run_id, qos, cfg), MEASUREMENT_TIMEOUT_S
         )
     for qos in QOS_LEVELS:
         for repeat in range(cfg.repeats):  # interleaved, so drift hits every variant alike
@@ -592,7 +522,7 @@ async def _throughput_round(results: Results, creds: Credentials, base: str, qos
         (PAHO_LOOP, lambda t: asyncio.to_thread(paho_throughput, creds, t, qos, cfg)),
     ]
     for index, (name, measure_one) in enumerate(variants):
-        run = await within_deadline(name, measure_one(f"{base}/q{qos}/v{index}"))
+        run = await within(name, measure_one(f"{base}/q{qos}/v{index}"), MEASUREMENT_TIMEOUT_S)
         results.add_run(name, qos, run)
 
 
@@ -692,21 +622,6 @@ def report(results: Results) -> str:
     return "\n\n".join("\n".join(part) for part in parts)
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}, mosquitto {mosquitto_version()}, "
-        f"aiomqtt {importlib.metadata.version('aiomqtt')}, "
-        f"paho-mqtt {importlib.metadata.version('paho-mqtt')}"
-    )
-
-
 SECTION_INTRO: Final = (
     "Our `Session` (aiomqtt underneath) against raw paho-mqtt (its own network threads), both "
     "on one fresh Mosquitto started from the project's config, MQTT v5, TCP_NODELAY on every "
@@ -718,69 +633,27 @@ SECTION_INTRO: Final = (
     "round-trip ratios by about +-0.3 and the throughput ratios by about +-0.1: compare several "
     "runs before concluding from one."
 )
-
-
-def docs_section(results: Results, command: str) -> str:
-    today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return "\n".join(
-        [
-            DOCS_HEADING,
-            "",
-            SECTION_INTRO,
-            "",
-            f"Command: `{command}` (from the repository root)  ",
-            f"Date: {today}  ",
-            f"Machine: {machine()}",
-            "",
-            report(results),
-            "",
-        ]
-    )
-
-
-def write_docs(section: str, path: Path = DOCS_PATH) -> None:
-    """Replace the section (from its heading to the next `## ` heading) or append it."""
-    text = path.read_text() if path.exists() else DOCS_INTRO
-    start = text.find(DOCS_HEADING)
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(DOCS_HEADING))
-        rest = text[end + 1 :] if end >= 0 else ""
-        text = text[:start] + section + ("\n" + rest if rest else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
-def command_line() -> str:
-    pythonpath = os.environ.get("PYTHONPATH")
-    prefix = f"PYTHONPATH={pythonpath} " if pythonpath else ""
-    return prefix + " ".join([".venv/bin/python", "benchmarks/bus.py", *sys.argv[1:]])
-
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="MQTT bus benchmark: Session against paho.")
-    parser.add_argument("--quick", action="store_true", help="small N and M, one repeat")
-    parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
-    return parser.parse_args()
-
-
-def exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds, so the broker is stopped and its dir removed
+DOCS: Final = DocsSection(
+    script="benchmarks/bus.py",
+    title="MQTT bus",
+    intro=SECTION_INTRO,
+    packages=("aiomqtt", "paho-mqtt"),
+)
 
 
 def main() -> None:
-    args = parse_args()
-    signal.signal(signal.SIGTERM, exit_on_sigterm)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    log.setLevel(logging.INFO)
-    logging.getLogger("mqtt").setLevel(logging.ERROR)  # aiomqtt: "There are N pending calls"
+    args = parse_args("MQTT bus benchmark: Session against paho.", "small N and M, one repeat")
+    start_run(log)
     cfg = QUICK if args.quick else FULL
-    with running_broker() as creds:
+    with (
+        tempfile.TemporaryDirectory(prefix="aigloo-bench-") as tmp,
+        running_broker(Path(tmp)) as creds,
+    ):
         results = asyncio.run(measure(creds, cfg))
-    print(report(results))
+    text = report(results)
+    print(text)
     if args.write_docs:
-        write_docs(docs_section(results, command_line()))
+        DOCS.write(text)
         print(f"\nwrote to {DOCS_PATH}")
 
 
