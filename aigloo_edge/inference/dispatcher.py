@@ -21,6 +21,7 @@ from aigloo_edge.config import DispatcherConfig
 from aigloo_edge.errors import NotConnectedError, PayloadError
 from aigloo_edge.inference.replies import Replier, take_request
 from aigloo_edge.inference.routing import (
+    Decision,
     Forward,
     NodeView,
     RoutingPolicy,
@@ -35,6 +36,7 @@ from aigloo_edge.payloads import (
     InferAccepted,
     InferCancel,
     InferChunk,
+    InferErrorCode,
     InferFinal,
     InferPolicy,
     InferRequest,
@@ -136,8 +138,8 @@ class Dispatcher:
         self.pending[request.id] = pending
         await self._route(pending)
 
-    async def _route(self, pending: Pending, lost: str | None = None) -> None:
-        decision = choose(
+    def _decide(self, pending: Pending) -> Decision:
+        return choose(
             pending.request.model,
             self.views,
             self.policy,
@@ -145,6 +147,9 @@ class Dispatcher:
             pinned=pending.request.node,
             exclude=frozenset(pending.tried),
         )
+
+    async def _route(self, pending: Pending, lost: str | None = None) -> None:
+        decision = self._decide(pending)
         if isinstance(decision, Forward):
             await self._forward(pending, decision.node, decision.model)
         elif isinstance(decision, Wake):
@@ -191,14 +196,7 @@ class Dispatcher:
         for pending in list(self.pending.values()):
             if pending.waiting_for is None:
                 continue
-            decision = choose(
-                pending.request.model,
-                self.views,
-                self.policy,
-                self.station,
-                pinned=pending.request.node,
-                exclude=frozenset(pending.tried),
-            )
+            decision = self._decide(pending)
             if isinstance(decision, Forward):
                 await self._forward(pending, decision.node, decision.model)
 
@@ -261,7 +259,9 @@ class Dispatcher:
         with contextlib.suppress(NotConnectedError):
             await self.session.publish(self.topics.infer_cancel(), InferCancel(id=attempt_id))
 
-    async def _fail(self, pending: Pending, code: Any, message: str, **fields: Any) -> None:
+    async def _fail(
+        self, pending: Pending, code: InferErrorCode, message: str, **fields: Any
+    ) -> None:
         if pending.node is not None:
             self._end_attempt(pending)
         self._forget(pending)

@@ -20,6 +20,12 @@ class UnknownModelError(EngineError):
     """The engine does not serve the requested model."""
 
 
+def check_served(model: str, served: list[str]) -> None:
+    """Raise UnknownModelError, naming what is served, unless `model` is among `served`."""
+    if model not in served:
+        raise UnknownModelError(f"unknown model {model!r}; this engine serves {sorted(served)}")
+
+
 class ContextLengthError(EngineError):
     """The prompt does not fit the model's context window."""
 

@@ -26,7 +26,7 @@ from aigloo_edge.inference.engine import (
     FinishReason,
     Generation,
     Piece,
-    UnknownModelError,
+    check_served,
 )
 from aigloo_edge.inference.prompt_cache import PromptCache
 
@@ -54,10 +54,7 @@ class MlxEngine:
         self, generation: Generation, cancel: threading.Event
     ) -> AsyncGenerator[Event, None]:
         """Pieces of text as they are generated, then one Finished; `cancel` stops early."""
-        if generation.model not in self.models:
-            raise UnknownModelError(
-                f"unknown model {generation.model!r}; this engine serves {sorted(self.models)}"
-            )
+        check_served(generation.model, list(self.models))
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Event | BaseException] = asyncio.Queue()
 

@@ -30,6 +30,7 @@ from aigloo_edge.inference.engine import (
     Generation,
     Piece,
     UnknownModelError,
+    check_served,
 )
 
 log = logging.getLogger(__name__)
@@ -82,10 +83,7 @@ class OpenAIEngine:
         self, generation: Generation, cancel: threading.Event
     ) -> AsyncGenerator[Event, None]:
         """Pieces of text as the upstream sends them, then one Finished; `cancel` stops early."""
-        if generation.model not in self._models:
-            raise UnknownModelError(
-                f"unknown model {generation.model!r}; this engine serves {self.model_names()}"
-            )
+        check_served(generation.model, self._models)
         if self._client is None:
             raise EngineError("the openai engine was not started")
         chat = generation.messages is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,12 +10,11 @@ import pytest
 from aigloo_edge.inference.engine import (
     ContextLengthError,
     EngineError,
-    Finished,
     Generation,
-    Piece,
     UnknownModelError,
 )
 from aigloo_edge.inference.mlx_engine import MlxEngine
+from tests.support.inference import engine_events
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -28,24 +26,9 @@ def engine(demo_model_dir: Path) -> Iterator[MlxEngine]:
     served.close()
 
 
-async def _collect(
-    engine: MlxEngine, generation: Generation, cancel_after: int | None = None
-) -> tuple[list[str], Finished]:
-    cancel = threading.Event()
-    pieces: list[str] = []
-    async for event in engine.stream(generation, cancel):
-        if isinstance(event, Piece):
-            pieces.append(event.text)
-            if cancel_after is not None and len(pieces) >= cancel_after:
-                cancel.set()
-        else:
-            return pieces, event
-    raise AssertionError("no Finished event")
-
-
 async def test_streams_the_answer_then_one_finish(engine: MlxEngine) -> None:
     """Greedy chat generation streams pieces that make the answer, then stop with counts."""
-    pieces, finished = await _collect(
+    pieces, finished = await engine_events(
         engine, Generation("smollm2", messages=QUESTION, max_tokens=24)
     )
     assert "Paris" in "".join(pieces)
@@ -59,7 +42,7 @@ async def test_streams_the_answer_then_one_finish(engine: MlxEngine) -> None:
 
 async def test_max_tokens_gives_length(engine: MlxEngine) -> None:
     """Stopping at max_tokens reports `length` with exactly that many tokens."""
-    _, finished = await _collect(
+    _, finished = await engine_events(
         engine, Generation("smollm2", prompt="Once upon a time", max_tokens=5)
     )
     assert finished.finish_reason == "length"
@@ -68,7 +51,7 @@ async def test_max_tokens_gives_length(engine: MlxEngine) -> None:
 
 async def test_cancel_stops_generation_early(engine: MlxEngine) -> None:
     """Setting the cancel event ends generation at the next token, reported `cancelled`."""
-    _, finished = await _collect(
+    _, finished = await engine_events(
         engine,
         Generation("smollm2", prompt="Count: one, two, three,", max_tokens=64),
         cancel_after=2,
@@ -80,14 +63,14 @@ async def test_cancel_stops_generation_early(engine: MlxEngine) -> None:
 async def test_unknown_model_is_an_error(engine: MlxEngine) -> None:
     """A model the engine does not serve is a clear UnknownModelError naming it."""
     with pytest.raises(UnknownModelError, match="unknown model 'gpt-9'"):
-        await _collect(engine, Generation("gpt-9", prompt="hi"))
+        await engine_events(engine, Generation("gpt-9", prompt="hi"))
 
 
 async def test_a_prompt_over_the_context_is_refused(engine: MlxEngine) -> None:
     """A prompt longer than the model's context window (8192) is refused with both sizes."""
     long_prompt = "word " * 9000
     with pytest.raises(ContextLengthError, match=r"the prompt is \d+ tokens; smollm2 takes 8192"):
-        await _collect(engine, Generation("smollm2", prompt=long_prompt, max_tokens=4))
+        await engine_events(engine, Generation("smollm2", prompt=long_prompt, max_tokens=4))
 
 
 async def test_a_model_over_the_budget_is_refused(demo_model_dir: Path) -> None:
@@ -95,7 +78,7 @@ async def test_a_model_over_the_budget_is_refused(demo_model_dir: Path) -> None:
     tiny = MlxEngine({"smollm2": demo_model_dir}, memory_budget_bytes=1000)
     try:
         with pytest.raises(EngineError, match="over the budget of 1000"):
-            await _collect(tiny, Generation("smollm2", prompt="hi", max_tokens=2))
+            await engine_events(tiny, Generation("smollm2", prompt="hi", max_tokens=2))
     finally:
         tiny.close()
 
@@ -105,8 +88,8 @@ async def test_least_recently_used_model_is_evicted(demo_model_dir: Path) -> Non
     size = _weights_bytes(demo_model_dir)
     two = MlxEngine({"a": demo_model_dir, "b": demo_model_dir}, memory_budget_bytes=size + 1)
     try:
-        await _collect(two, Generation("a", prompt="hi", max_tokens=1))
-        await _collect(two, Generation("b", prompt="hi", max_tokens=1))
+        await engine_events(two, Generation("a", prompt="hi", max_tokens=1))
+        await engine_events(two, Generation("b", prompt="hi", max_tokens=1))
         assert two.loaded() == ["b"]
     finally:
         two.close()
@@ -124,11 +107,11 @@ async def test_a_repeated_prompt_reuses_the_cache_and_answers_the_same(
     served = MlxEngine({"smollm2": demo_model_dir}, memory_budget_bytes=2**30)
     ask = Generation("smollm2", messages=QUESTION, max_tokens=12)
     try:
-        first, first_done = await _collect(served, ask)
-        await _collect(
+        first, first_done = await engine_events(served, ask)
+        await engine_events(
             served, Generation("smollm2", messages=QUESTION, max_tokens=40), cancel_after=3
         )
-        second, second_done = await _collect(served, ask)
+        second, second_done = await engine_events(served, ask)
     finally:
         served.close()
     assert first_done.cached_tokens == 0
@@ -148,9 +131,9 @@ async def test_a_follow_up_reuses_the_shared_history(demo_model_dir: Path) -> No
     cold = MlxEngine({"smollm2": demo_model_dir}, memory_budget_bytes=2**30)
     follow_up = Generation("smollm2", messages=history, max_tokens=12)
     try:
-        await _collect(warm, Generation("smollm2", messages=QUESTION, max_tokens=12))
-        warm_text, warm_done = await _collect(warm, follow_up)
-        cold_text, _ = await _collect(cold, follow_up)
+        await engine_events(warm, Generation("smollm2", messages=QUESTION, max_tokens=12))
+        warm_text, warm_done = await engine_events(warm, follow_up)
+        cold_text, _ = await engine_events(cold, follow_up)
     finally:
         warm.close()
         cold.close()

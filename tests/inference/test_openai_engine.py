@@ -25,12 +25,11 @@ from aigloo_edge.config import UpstreamConfig
 from aigloo_edge.inference.engine import (
     ContextLengthError,
     EngineError,
-    Finished,
     Generation,
-    Piece,
     UnknownModelError,
 )
 from aigloo_edge.inference.openai_engine import OpenAIEngine
+from tests.support.inference import engine_events
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 STORY = [{"role": "user", "content": "Write a long story about a dragon and a knight."}]
@@ -101,26 +100,11 @@ async def engine(mlx_server: MlxServer) -> AsyncIterator[OpenAIEngine]:
     await served.aclose()
 
 
-async def _collect(
-    engine: OpenAIEngine, generation: Generation, cancel_after: int | None = None
-) -> tuple[list[str], Finished]:
-    cancel = threading.Event()
-    pieces: list[str] = []
-    async for event in engine.stream(generation, cancel):
-        if isinstance(event, Piece):
-            pieces.append(event.text)
-            if cancel_after is not None and len(pieces) >= cancel_after:
-                cancel.set()
-        else:
-            return pieces, event
-    raise AssertionError("no Finished event")
-
-
 async def test_chat_streams_the_answer_then_one_finish(
     engine: OpenAIEngine, mlx_server: MlxServer
 ) -> None:
     """Greedy chat streams pieces that make the answer, then stop with the upstream's counts."""
-    pieces, finished = await _collect(
+    pieces, finished = await engine_events(
         engine, Generation(mlx_server.model, messages=QUESTION, max_tokens=24)
     )
     assert "Paris" in "".join(pieces)
@@ -142,7 +126,7 @@ async def test_models_are_discovered_and_raw_prompts_hit_max_tokens(
     await served.start()
     try:
         assert served.model_names() == [mlx_server.model]
-        pieces, finished = await _collect(
+        pieces, finished = await engine_events(
             served, Generation(mlx_server.model, prompt="Once upon a time", max_tokens=5)
         )
     finally:
@@ -158,13 +142,13 @@ async def test_cancel_stops_early_and_the_upstream_serves_on(
 ) -> None:
     """Setting `cancel` after two pieces ends the stream with "cancelled" well short of
     max_tokens; the upstream, left by the closed connection, answers the next request."""
-    pieces, finished = await _collect(
+    pieces, finished = await engine_events(
         engine, Generation(mlx_server.model, messages=STORY, max_tokens=64), cancel_after=2
     )
     assert len(pieces) == 2
     assert finished.finish_reason == "cancelled"
     assert finished.completion_tokens < 64
-    _, after = await _collect(engine, Generation(mlx_server.model, prompt="Hi", max_tokens=2))
+    _, after = await engine_events(engine, Generation(mlx_server.model, prompt="Hi", max_tokens=2))
     assert after.finish_reason == "length"
 
 
@@ -174,7 +158,7 @@ async def test_model_the_upstream_lacks_is_unknown(mlx_server: MlxServer) -> Non
     await served.start()
     try:
         with pytest.raises(UnknownModelError, match=r"no-such-model.*404"):
-            await _collect(served, Generation("no-such-model", prompt="Hi", max_tokens=2))
+            await engine_events(served, Generation("no-such-model", prompt="Hi", max_tokens=2))
     finally:
         await served.aclose()
 
@@ -187,7 +171,7 @@ async def test_unknown_model_fails_before_any_request() -> None:
     await served.start()
     try:
         with pytest.raises(UnknownModelError, match=r"'other'.*\['smollm2'\]"):
-            await _collect(served, Generation("other", prompt="Hi"))
+            await engine_events(served, Generation("other", prompt="Hi"))
     finally:
         await served.aclose()
 
@@ -268,7 +252,7 @@ async def test_api_key_is_sent_but_never_shown(
     await served.start()
     try:
         with pytest.raises(EngineError) as raised:
-            await _collect(served, Generation("m", messages=QUESTION))
+            await engine_events(served, Generation("m", messages=QUESTION))
     finally:
         await served.aclose()
     assert tiny.authorizations == [f"Bearer {key}"]
@@ -303,6 +287,6 @@ async def test_context_overflow_is_a_context_length_error(tiny: TinyUpstream) ->
     await served.start()
     try:
         with pytest.raises(ContextLengthError, match=r"400.*exceeds the available context"):
-            await _collect(served, Generation("m", prompt="long " * 10))
+            await engine_events(served, Generation("m", prompt="long " * 10))
     finally:
         await served.aclose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import httpx
 
 from aigloo_edge.app import run_machine
 from aigloo_edge.inference.client import InferClient
+from aigloo_edge.inference.engine import Engine, Finished, Generation, Piece
 from aigloo_edge.payloads import InferChunk, InferFinal, InferReplyMessage, InferRequest, NodeInfo
 from aigloo_edge.runtime import cancel_and_wait
 from tests.support.broker import RunningBroker
@@ -104,3 +106,19 @@ async def gateway_running(broker: RunningBroker, port: int, **section: Any) -> A
         yield f"{url}/v1"
     finally:
         await cancel_and_wait(task)
+
+
+async def engine_events(
+    engine: Engine, generation: Generation, cancel_after: int | None = None
+) -> tuple[list[str], Finished]:
+    """An engine's pieces and its Finished; `cancel_after` pieces sets the cancel event."""
+    cancel = threading.Event()
+    pieces: list[str] = []
+    async for event in engine.stream(generation, cancel):
+        if isinstance(event, Piece):
+            pieces.append(event.text)
+            if cancel_after is not None and len(pieces) >= cancel_after:
+                cancel.set()
+        else:
+            return pieces, event
+    raise AssertionError("no Finished event")
