@@ -61,6 +61,8 @@ def _component_runs(config: AgentConfig, enabled: Sequence[str]) -> list[Corouti
         runs.extend(_dispatcher_runs(config))
     if "gateway" in enabled:
         runs.extend(_gateway_runs(config))
+    if "rules" in enabled:
+        runs.extend(_rules_runs(config))
     log.info("starting %s for node %s", ", ".join(enabled), config.node)
     return runs
 
@@ -117,3 +119,12 @@ def _gateway_runs(config: AgentConfig) -> list[Coroutine[Any, Any, None]]:
         ready=lambda: session.is_connected,
     )
     return [session.run(), gateway.run()]
+
+
+def _rules_runs(config: AgentConfig) -> list[Coroutine[Any, Any, None]]:
+    from aigloo_edge.mqtt import Session
+    from aigloo_edge.rules.runner import RulesRunner
+
+    assert config.rules is not None  # the config model guarantees it
+    session = Session(config.broker.settings_for("rules"), component="rules")
+    return [session.run(), RulesRunner(session, config.rules).run()]

@@ -27,6 +27,10 @@ config_app = typer.Typer(help="Check machine config files.", no_args_is_help=Tru
 app.add_typer(config_app, name="config")
 models_app = typer.Typer(help="Prepare models for the mlx engine.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+rules_app = typer.Typer(
+    help="Run, check, explain and backtest the rules engine.", no_args_is_help=True
+)
+app.add_typer(rules_app, name="rules")
 
 
 @functools.cache
@@ -245,6 +249,124 @@ def infer(
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     _err().print(summary(final), style="dim", highlight=False)
+
+
+RulesDir = Annotated[Path, typer.Argument(help="Directory of rule files.")]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", envvar="AIGLOO_CONFIG", help="A machine config: its broker, nodes and probes."
+    ),
+]
+
+
+def _rules_section(config: Path | None) -> tuple[list[str], list[str]] | None:
+    """Nodes and probes the config's rules section names (None: the rig's defaults)."""
+    if config is None:
+        return None
+    from aigloo_edge.config import load_config
+
+    section = load_config(config).rules
+    return None if section is None else (list(section.nodes), list(section.probes))
+
+
+@rules_app.command("run")
+def rules_run(
+    config_file: ConfigFile,
+    dry_run: Annotated[bool, typer.Option(help="Decide and report, but send no command.")] = False,
+) -> None:
+    """Run only the rules engine of a machine's config."""
+    from aigloo_edge.app import run_machine
+    from aigloo_edge.config import load_config
+    from aigloo_edge.runtime import run_until_stopped
+
+    config = load_config(config_file)
+    if dry_run and config.rules is not None:
+        config = config.model_copy(
+            update={"rules": config.rules.model_copy(update={"dry_run": True})}
+        )
+    run_until_stopped(run_machine(config, {"rules"}))
+
+
+@rules_app.command("check")
+def rules_check(
+    directory: RulesDir = Path("rules"),
+    config: ConfigOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+) -> None:
+    """Check rule files without running them: every problem with file:line:column and why."""
+    from aigloo_edge.rules.loader import load_rules
+    from aigloo_edge.rules.report import ruleset_lines
+
+    scope = _rules_section(config)
+    try:
+        ruleset = load_rules(directory, *scope) if scope else load_rules(directory)
+    except AiglooError as exc:
+        _err().print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    if not quiet:
+        for line in ruleset_lines(ruleset):
+            _out().print(line, markup=False, highlight=False)
+    files = len(ruleset.files)
+    _out().print(f"ok: {len(ruleset.rules)} rules in {files} file{'s' * (files != 1)}")
+
+
+@rules_app.command("explain")
+def rules_explain(
+    rule_id: Annotated[str, typer.Argument(help="The rule's id.")],
+    config: Annotated[
+        Path, typer.Option(envvar="AIGLOO_CONFIG", help="A machine config, for its broker.")
+    ] = Path("agents/local.yaml"),
+    user: Annotated[str, typer.Option("--as", help="Broker user to connect as.")] = "mobile",
+    as_json: Annotated[bool, typer.Option("--json", help="The state as JSON.")] = False,
+) -> None:
+    """Show what a running rule is doing and why (its retained state on the broker)."""
+    import asyncio
+    import time
+
+    from aigloo_edge.config import load_config
+    from aigloo_edge.rules.explain import fetch_rule_state
+    from aigloo_edge.rules.report import explain_lines
+
+    settings = load_config(config).broker.settings_for(user)
+    state = asyncio.run(fetch_rule_state(settings, rule_id))
+    if as_json:
+        _out().print(state.model_dump_json(indent=2), markup=False, highlight=False)
+        return
+    for line in explain_lines(state, time.time()):
+        _out().print(line, markup=False, highlight=False)
+
+
+@rules_app.command("replay")
+def rules_replay(
+    recording: Annotated[Path, typer.Argument(help="A JSONL recording (`aigloo record`).")],
+    rules: Annotated[Path, typer.Option("--rules", help="Directory of rule files.")] = Path(
+        "rules"
+    ),
+    config: ConfigOption = None,
+    base: Annotated[str, typer.Option(help="The recording's base topic.")] = "aigloo",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON event per line.")] = False,
+) -> None:
+    """Backtest: replay recorded traffic through the rules and print every decision."""
+    from aigloo_edge.recording import read_recording
+    from aigloo_edge.rules.loader import load_rules
+    from aigloo_edge.rules.replay import ReplaySummary, replay
+    from aigloo_edge.rules.report import replay_lines, summary_lines
+    from aigloo_edge.topics import Topics
+
+    scope = _rules_section(config)
+    ruleset = load_rules(rules, *scope) if scope else load_rules(rules)
+    summary = ReplaySummary()
+    steps = replay(ruleset, read_recording(recording), topics=Topics(base), summary=summary)
+    if as_json:
+        for step in steps:
+            for event in step.decisions.events:
+                print(event.model_dump_json(exclude_none=True))
+        return
+    for line in replay_lines(steps):
+        _out().print(line, markup=False, highlight=False)
+    for line in summary_lines(summary):
+        _err().print(line, markup=False, highlight=False)
 
 
 def _run_components(config_file: Path, only: set[str] | None) -> None:

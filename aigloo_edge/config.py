@@ -20,14 +20,21 @@ from pydantic import (
 
 from aigloo_edge.mqtt.settings import MqttSettings, TlsSettings
 from aigloo_edge.payloads import Id, Role
+from aigloo_edge.rules.model import Duration
 from aigloo_edge.topics import validate_base
 from aigloo_edge.yamlfile import read_yaml, validate
 
-ComponentName = Literal["agent", "waker", "inference", "dispatcher", "gateway"]
+ComponentName = Literal["agent", "waker", "inference", "dispatcher", "gateway", "rules"]
 SourceName = Literal["psutil", "powermetrics", "macmon"]
 ALL_SOURCES: tuple[SourceName, ...] = ("psutil", "powermetrics", "macmon")
 DEFAULT_COMPONENTS: tuple[ComponentName, ...] = ("agent",)
-SECTIONED_COMPONENTS: tuple[ComponentName, ...] = ("waker", "inference", "dispatcher", "gateway")
+SECTIONED_COMPONENTS: tuple[ComponentName, ...] = (
+    "waker",
+    "inference",
+    "dispatcher",
+    "gateway",
+    "rules",
+)
 MacAddress = Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$")]
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 IPv4 = Annotated[str, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}$")]
@@ -248,6 +255,49 @@ class GatewayConfig(Strict):
         return self
 
 
+class RulesSafetyConfig(Strict):
+    """Limits no rule file can bypass."""
+
+    min_power_toggle: Duration = Field(
+        default=600.0, description="a node's power changes at most this often (anti-flapping)"
+    )
+    breaker_max_fires: int = Field(
+        default=6, ge=1, le=1000, description="a rule firing more often than this..."
+    )
+    breaker_window: Duration = Field(default=3600.0, description="...within this is disabled")
+    reassert: Duration = Field(
+        default=120.0, description="send again a state the device still contradicts after this"
+    )
+    startup_grace: Duration = Field(
+        default=30.0, description="a signal not seen this long after start counts as stale"
+    )
+    settle: Duration = Field(
+        default=3.0, description="no command this soon after start (retained state arriving)"
+    )
+
+
+class RulesConfig(Strict):
+    """The rules engine: rule files, the machines and probes they talk about, its state."""
+
+    dir: Path = Field(default=Path("../rules"), description="directory of rule files")
+    state_file: Path = Field(
+        default=Path("../.aigloo/rules/state.sqlite3"),
+        description="timers, active rules and commands, kept across restarts",
+    )
+    nodes: list[Id] = Field(default_factory=lambda: ["studio", "mbp", "mini", "air"])
+    probes: list[Id] = Field(default_factory=lambda: ["internal", "ambient", "exhaust"])
+    dry_run: bool = Field(
+        default=False, description="decide and report, but send no command (try rules safely)"
+    )
+    watch: bool = Field(default=True, description="reload rule files when they change")
+    safety: RulesSafetyConfig = Field(default_factory=RulesSafetyConfig)
+
+    @field_validator("dir", "state_file")
+    @classmethod
+    def _paths(cls, value: Path, info: ValidationInfo) -> Path:
+        return _relative(value, (info.context or {}).get("base_dir"))
+
+
 def _relative(path: Path, base_dir: Path | None) -> Path:
     path = path.expanduser()
     return path if path.is_absolute() or base_dir is None else base_dir / path
@@ -268,6 +318,7 @@ class AgentConfig(Strict):
     inference: InferenceConfig | None = None
     dispatcher: DispatcherConfig | None = None
     gateway: GatewayConfig | None = None
+    rules: RulesConfig | None = None
 
     @model_validator(mode="after")
     def _sections_match_components(self) -> Self:
@@ -298,6 +349,8 @@ __all__ = [
     "GatewayConfig",
     "InferenceConfig",
     "PowerConfig",
+    "RulesConfig",
+    "RulesSafetyConfig",
     "TelemetryConfig",
     "UpstreamConfig",
     "WakePolicyConfig",

@@ -41,10 +41,15 @@ def main() -> None:
 
 
 def component_command(args: list[str]) -> tuple[str, set[str] | None, Path] | None:
-    """`[--log-level L] (run|agent) FILE` → (level, components, file); anything else → None."""
+    """`[--log-level L] (run|agent|…) FILE` or `rules run FILE` → (level, components, file).
+
+    Anything else → None (the full CLI).
+    """
     level = "INFO"
     if args[:1] == ["--log-level"] and len(args) >= 2:
         level, args = args[1], args[2:]
     if len(args) == 2 and args[0] in COMPONENT_COMMANDS and not args[1].startswith("-"):
         return level, COMPONENT_COMMANDS[args[0]], Path(args[1])
+    if len(args) == 3 and args[:2] == ["rules", "run"] and not args[2].startswith("-"):
+        return level, {"rules"}, Path(args[2])
     return None

@@ -374,21 +374,53 @@ class FanProfileState(Payload):
 Scalar = float | bool | str | None
 
 
+RulePhase = Literal["idle", "pending", "active", "cooldown", "disabled", "tripped"]
+
+
 class RuleState(Payload):
+    """Retained state of one rule: what it is doing and the values that decided it."""
+
     rule: Id
     enabled: bool
     active: bool
-    since: float | None = None
+    phase: RulePhase = "idle"
+    since: float | None = Field(default=None, description="when the phase began")
     last_fired: float | None = None
+    until: float | None = Field(
+        default=None, description="when a pending rule fires, or a cooldown ends"
+    )
     why: str | None = None
+    values: dict[str, Scalar] = Field(default_factory=dict)
+    set: dict[str, Scalar] = Field(default_factory=dict, description="what it asks for")
+    priority: int = 0
+    source: str | None = Field(default=None, description="file:line of its definition")
+
+
+RuleEventKind = Literal[
+    "fired",
+    "released",
+    "tripped",
+    "enabled",
+    "disabled",
+    "command",
+    "held",
+    "reasserted",
+    "reloaded",
+    "rejected",
+]
 
 
 class RuleEvent(Payload):
-    rule: Id
-    kind: Literal["fired", "released", "suppressed", "stale"]
+    """One decision of the rules engine: a rule firing or releasing, an actuator changing, ..."""
+
+    kind: RuleEventKind
+    rule: Id | None = None
+    actuator: str | None = None
+    value: Scalar = None
     why: str
     values: dict[str, Scalar] = Field(default_factory=dict)
     set: dict[str, Scalar] = Field(default_factory=dict)
+    dry_run: bool = False
 
 
 class BridgeRejected(Payload):

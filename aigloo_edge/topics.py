@@ -153,7 +153,8 @@ SPECS: Final[tuple[TopicSpec, ...]] = (
         "{base}/rules/{rule}/state",
         R.YES,
         "RuleState",
-        "enabled, active, since, last fired, why",
+        "enabled, phase (idle/pending/active/cooldown/disabled/tripped), since, last fired, "
+        "why and the values that decided it",
     ),
     _spec("rule_set", "{base}/rules/{rule}/set", R.NO, "RuleCommand", "`enable` / `disable`"),
     _spec(
@@ -161,7 +162,7 @@ SPECS: Final[tuple[TopicSpec, ...]] = (
         "{base}/rules/events",
         R.NO,
         "RuleEvent",
-        "every firing and release, with the values that caused it",
+        "every firing, release, command, held command, trip and reload, with its reason",
     ),
     _spec(
         "bridge_availability",

@@ -47,13 +47,13 @@ def test_mini_wakes_the_studio_and_the_macbook_pro() -> None:
                 "to 0.5",
                 "bad_values.yaml:8: telemetry.deadbands.cpu_pct: Input should be greater than 0",
                 "bad_values.yaml:9: components.1: Input should be 'agent', 'waker', "
-                "'inference', 'dispatcher' or 'gateway'",
+                "'inference', 'dispatcher', 'gateway' or 'rules'",
             ],
         ),
         (
             "command_without_command.yaml",
             [
-                "command_without_command.yaml:5: power: Value error, give sleep_command exactly "
+                "command_without_command.yaml:5: power: give sleep_command exactly "
                 "when driver is 'command'",
             ],
         ),
