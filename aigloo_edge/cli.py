@@ -363,7 +363,7 @@ def rules_replay(
             for event in step.decisions.events:
                 print(event.model_dump_json(exclude_none=True))
         return
-    for line in replay_lines(steps):
+    for line in replay_lines(steps, summary):
         _out().print(line, markup=False, highlight=False)
     for line in summary_lines(summary):
         _err().print(line, markup=False, highlight=False)

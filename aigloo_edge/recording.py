@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -45,7 +45,7 @@ def encode_line(message: Recorded) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
-def write_recording(path: Path, messages: Iterator[Recorded] | list[Recorded]) -> None:
+def write_recording(path: Path, messages: Iterable[Recorded]) -> None:
     with path.open("w", encoding="utf-8") as out:
         for message in messages:
             out.write(encode_line(message) + "\n")

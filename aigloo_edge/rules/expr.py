@@ -328,6 +328,7 @@ def _check_choices(op: Token, a: _Text, b: _Text) -> None:
 
 def _add(op: Token, a: _Typed, b: _Typed) -> _Num:
     left, right = _need_number(f"'{op.text}'", a), _need_number(f"'{op.text}'", b)
+    _refuse_offset_literal(op, left, right)
     if op.text == "+":
         left, right = _unify(op, left, right, "cannot add {a} and {b}", convert_literal=False)
         ra, rb = left.run, right.run
@@ -335,6 +336,23 @@ def _add(op: Token, a: _Typed, b: _Typed) -> _Num:
     left, right = _unify(op, left, right, "cannot subtract {b} from {a}", convert_literal=False)
     ra, rb = left.run, right.run
     return _number(left.unit, lambda r: ra(r) - rb(r), left.offset, left, right)
+
+
+def _refuse_offset_literal(op: Token, left: _Num, right: _Num) -> None:
+    """`x_c + 2 °F`: 2 °F as a temperature is -16.7 °C, not the 1.1 °C difference meant.
+
+    Two signals convert correctly (`x_c - y_f` is a difference in °C), so only literals.
+    """
+    a, b = left.unit, right.unit
+    mixed = a != b and not _is_plain(a) and not _is_plain(b) and a.dimension == b.dimension
+    literal = left.const is not None or right.const is not None
+    if mixed and literal and (a.offset or b.offset):
+        verb = "add °X to" if op.text == "+" else "subtract °X from"
+        raise ExprError(
+            f"cannot {verb.replace('°X', str(b))} {a}: write the temperature difference in "
+            f"{a}, or without a unit",
+            op.offset,
+        )
 
 
 def _multiply(op: Token, a: _Typed, b: _Typed) -> _Num:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from aigloo_edge.errors import ConfigError
 from aigloo_edge.rules.catalog import (
@@ -38,9 +40,17 @@ from aigloo_edge.rules.units import (
     TextType,
     ValueType,
 )
-from aigloo_edge.yamlfile import PathKey, YamlDocument, describe_errors, read_yaml
+from aigloo_edge.yamlfile import (
+    DuplicateKeyError,
+    PathKey,
+    YamlDocument,
+    describe_errors,
+    read_yaml,
+)
 
 _SIGNAL_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
+# `expected ')' to close '(' at column 7`: a column of the expression, not of the file.
+_EXPR_COLUMN = re.compile(r"at column (\d+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,19 +154,68 @@ def load_rule_files(
 def _parse(path: Path, problems: _Problems) -> _Parsed | None:
     try:
         document = read_yaml(path)
+    except DuplicateKeyError as exc:
+        reason = f"duplicate key {exc.key!r} (first at line {exc.first_line}): keep only one"
+        problems.lines.append((str(path), exc.line, exc.column, reason))
+        return None
     except ConfigError as exc:
         problems.lines.append(_split_message(str(exc), path))
         return None
     data = document.data if document.data is not None else {}
     if not isinstance(data, dict):
-        problems.add(document, (1, 1), "expected a mapping with signals, defaults and rules")
+        what = "a list (rules go under 'rules:')" if isinstance(data, list) else "a single value"
+        reason = f"a rule file is a mapping with signals, defaults and rules, but this is {what}"
+        problems.add(document, _first_content(document), reason)
         return None
     try:
         return _Parsed(document, RuleFile.model_validate(data))
     except ValidationError as exc:
-        for line in describe_errors(document, exc, columns=True).splitlines():
+        described = describe_errors(document, exc, columns=True, explain=_explain)
+        for line in described.splitlines():
             problems.lines.append(_split_message(line, path))
         return None
+
+
+def _first_content(document: YamlDocument) -> tuple[int, int]:
+    """Where the document's data starts: past comments, blank lines and `---`."""
+    for number, text in enumerate(document.source, start=1):
+        stripped = text.strip()
+        if stripped and not stripped.startswith(("#", "---", "%")):
+            return number, len(text) - len(text.lstrip()) + 1
+    return 1, 1
+
+
+_RULE_ID_RULE = "a rule id is 1 to 64 of a-z, 0-9, '-' and '_', e.g. fans-max-when-hot"
+_SECTIONS: Mapping[str, type[BaseModel]] = {"signals": SignalDef, "rules": RuleDef}
+
+
+def _explain(error: ErrorDetails) -> str | None:
+    """The reason a rule author needs, where pydantic's wording is generic."""
+    location = error["loc"]
+    if error["type"] == "extra_forbidden":
+        return _unknown_setting(location)
+    if location[-1:] == ("id",) and error["type"] == "string_pattern_mismatch":
+        return _RULE_ID_RULE
+    if location[-1:] == ("set",) and error["type"] == "too_short":
+        return "name at least one actuator and its state, e.g. {fans.profile: max}"
+    if location[-1:] in (("when",), ("until",)) and error["type"] == "string_type":
+        return (
+            "write the condition as an expression, e.g. env.internal.temperature_f > 90 "
+            "(for always, quote it: 'true')"
+        )
+    return None
+
+
+def _unknown_setting(location: tuple[int | str, ...]) -> str:
+    """`unknown setting`, with the setting meant or the settings there are."""
+    model: type[BaseModel] = RuleFile
+    if len(location) > 1 and location[0] in _SECTIONS:
+        model = _SECTIONS[str(location[0])]
+    known = [info.alias or name for name, info in model.model_fields.items()]
+    close = difflib.get_close_matches(str(location[-1]), known, n=1)
+    if close:
+        return f"unknown setting (did you mean {close[0]!r}?)"
+    return f"unknown setting (settings here: {', '.join(known)})"
 
 
 def _split_message(message: str, path: Path) -> tuple[str, int, int, str]:
@@ -188,8 +247,11 @@ def _signals(
                 )
                 continue
             first_seen[name] = f"{item.document.path}:{where[0]}"
-            reason = _add_signal(name, definition, builtin, signals, custom)
-            if reason:
+            problem = _add_signal(name, definition, builtin, signals, custom)
+            if problem:
+                setting, reason = problem
+                if setting:
+                    where = item.document.position_of(("signals", name, setting))
                 problems.add(item.document, where, reason)
     return signals, custom
 
@@ -200,11 +262,11 @@ def _add_signal(
     builtin: dict[str, SignalSpec],
     signals: dict[str, SignalSpec],
     custom: dict[str, CustomSignal],
-) -> str | None:
-    """Add one `signals:` entry; the reason it cannot be used, if any."""
+) -> tuple[str, str] | None:
+    """Add one `signals:` entry; else the setting at fault ('': the name) and the reason."""
     if definition.topic is None:  # only a new stale_after for a built-in signal
         if name not in builtin:
-            return _unknown("signal", name, builtin) + "; a new signal needs a 'topic'"
+            return "", _unknown("signal", name, builtin) + "; a new signal needs a 'topic'"
         spec = builtin[name]
         signals[name] = SignalSpec(name, spec.type, definition.stale_after, spec.description)
         return None
@@ -212,8 +274,8 @@ def _add_signal(
     if problem:
         return problem
     value_type = _signal_type(definition)
-    if isinstance(value_type, str):
-        return f"signal {name!r}: {value_type}"
+    if isinstance(value_type, tuple):
+        return value_type[0], f"signal {name!r}: {value_type[1]}"
     path = tuple(part for part in definition.path.split(".") if part)
     description = definition.description or definition.topic
     signals[name] = SignalSpec(name, value_type, definition.stale_after, description)
@@ -221,27 +283,34 @@ def _add_signal(
     return None
 
 
-def _custom_problem(name: str, definition: SignalDef, builtin: Mapping[str, SignalSpec]) -> str:
+def _custom_problem(
+    name: str, definition: SignalDef, builtin: Mapping[str, SignalSpec]
+) -> tuple[str, str] | None:
     if name in builtin:
-        return f"{name!r} is a built-in signal: choose another name for a signal with a topic"
+        return "", f"{name!r} is a built-in signal: choose another name for a signal with a topic"
     if not _valid_signal_name(name):
-        return f"signal name {name!r}: use letters, digits and '_', with '.' between parts"
+        return "", f"signal name {name!r}: use letters, digits and '_', with '.' between parts"
     if any(ch in (definition.topic or "") for ch in "+#"):
-        return f"signal {name!r}: the topic must be a topic, not a filter with '+' or '#'"
-    return ""
+        return "topic", (
+            f"signal {name!r}: topic {definition.topic!r} has a wildcard ('+' or '#'); "
+            "a signal reads one exact topic"
+        )
+    return None
 
 
-def _signal_type(definition: SignalDef) -> ValueType | str:
+def _signal_type(definition: SignalDef) -> ValueType | tuple[str, str]:
+    """The signal's type; else the setting at fault and why."""
     if definition.type == "text":
         if not definition.choices or definition.unit:
-            return "a text signal needs 'choices' and no 'unit'"
+            fault = "unit" if definition.choices else "type"
+            return fault, "a text signal needs 'choices' and no 'unit'"
         return TextType(tuple(definition.choices))
     if definition.choices is not None:
-        return "'choices' is for text signals"
+        return "choices", "'choices' is for text signals (type: text)"
     if definition.type == "bool":
-        return "a bool signal has no 'unit'" if definition.unit else BOOL
+        return ("unit", "a bool signal has no 'unit'") if definition.unit else BOOL
     if definition.unit and definition.unit not in LITERAL_UNITS:
-        return f"unknown unit {definition.unit!r} (units: {', '.join(LITERAL_UNITS)})"
+        return "unit", f"unknown unit {definition.unit!r} (units: {', '.join(LITERAL_UNITS)})"
     return NumberType(LITERAL_UNITS[definition.unit] if definition.unit else NUMBER)
 
 
@@ -260,7 +329,11 @@ def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
 
 
 class _BadValueError(ValueError):
-    """An actuator name or state a rule or default cannot use."""
+    """An actuator state a rule or default cannot use."""
+
+
+class _UnknownActuatorError(_BadValueError):
+    """An actuator name that does not exist."""
 
 
 def _actuator_value(
@@ -269,7 +342,7 @@ def _actuator_value(
     """The state as the actuator takes it (`on` → True); _BadValueError says why it cannot."""
     actuator = actuators.get(name)
     if actuator is None:
-        raise _BadValueError(_unknown("actuator", name, actuators))
+        raise _UnknownActuatorError(_unknown("actuator", name, actuators))
     if isinstance(actuator.type, BoolType):
         if isinstance(value, bool):
             return value
@@ -277,6 +350,8 @@ def _actuator_value(
             return value in ("on", "true")
         raise _BadValueError(f"{name} takes on/off (true/false), not {value!r}")
     assert isinstance(actuator.type, TextType)  # actuators are bool or text
+    if isinstance(value, bool) and _show(value) in actuator.type.choices:
+        return _show(value)  # YAML reads a bare `off` as false: `fans.profile: off`
     if isinstance(value, str) and value in actuator.type.choices:
         return value
     raise _BadValueError(f"{name} takes {', '.join(actuator.type.choices)}, not {_show(value)!r}")
@@ -293,7 +368,9 @@ def _defaults(
             try:
                 value = _actuator_value(actuators, name, raw)
             except _BadValueError as exc:
-                problems.add(item.document, where, str(exc))
+                at_key = isinstance(exc, _UnknownActuatorError)
+                at = where if at_key else item.document.position_of(("defaults", name))
+                problems.add(item.document, at, str(exc))
                 continue
             if name in defaults and defaults[name] != value:
                 problems.add(
@@ -364,7 +441,8 @@ def _compile_rule(
         try:
             wanted[name] = _actuator_value(actuators, name, raw)
         except _BadValueError as exc:
-            where = document.position_of(("rules", index, "set", name), key=True)
+            at_key = isinstance(exc, _UnknownActuatorError)
+            where = document.position_of(("rules", index, "set", name), key=at_key)
             problems.add(document, where, f"rule {rule.id}: {exc}")
     if when is None or (rule.until is not None and until is None) or len(wanted) != len(rule.set):
         return None
@@ -381,8 +459,22 @@ def _condition(
     try:
         return compile_condition(text, types)
     except ExprError as exc:
-        problems.add(document, document.position_in(location, exc.offset, text), exc.message)
+        where = document.position_in(location, exc.offset, text)
+        message = _EXPR_COLUMN.sub(
+            lambda found: _at(where, document.position_in(location, int(found[1]) - 1, text)),
+            exc.message,
+        )
+        if message.startswith("unknown signal ") and "(" not in message:
+            message += " (a signal of your own needs an entry with its topic under 'signals:')"
+        problems.add(document, where, message)
         return None
+
+
+def _at(here: tuple[int, int], there: tuple[int, int]) -> str:
+    """`at column 7` (on the line of the message) or `at line 3, column 7`, in the file."""
+    return (
+        f"at column {there[1]}" if here[0] == there[0] else f"at line {there[0]}, column {there[1]}"
+    )
 
 
 def _finish(
@@ -427,12 +519,10 @@ def _in_dependency_order(
             return
         if state.get(rule.id) == "visiting":
             cycle = [*trail[trail.index(rule.id) :], rule.id]
-            _report_at_rule(
-                rule,
-                parsed,
-                problems,
-                f"rules depend on each other in a cycle: {' -> '.join(cycle)}",
-            )
+            reason = f"rules depend on each other in a cycle: {' -> '.join(cycle)}"
+            if len(cycle) == 2:
+                reason = f"rule {rule.id} depends on itself ({rule_signal(rule.id)})"
+            _report_at_rule((rule, ("id",)), parsed, problems, reason)
             return
         state[rule.id] = "visiting"
         for other in sorted(rule.depends_on):
@@ -447,12 +537,20 @@ def _in_dependency_order(
 
 
 def _report_at_rule(
-    rule: CompiledRule, parsed: list[_Parsed], problems: _Problems, reason: str
+    at: tuple[CompiledRule, PathKey],
+    parsed: list[_Parsed],
+    problems: _Problems,
+    reason: str,
 ) -> None:
-    path, _, line = rule.source.rpartition(":")
-    document = next(item.document for item in parsed if str(item.document.path) == path)
+    """Report at a setting of a rule: `("id",)` is its id, `("set", name)` an actuator's key."""
+    rule, setting = at
+    path = rule.source.rpartition(":")[0]
+    item = next(item for item in parsed if str(item.document.path) == path)
+    index = next(i for i, defined in enumerate(item.model.rules) if defined.id == rule.id)
+    location = ("rules", index, *setting)
+    where = item.document.position_of(location, key=setting[:1] == ("set",))
     if not any(existing[3] == reason for existing in problems.lines):
-        problems.add(document, (int(line), 1), reason)
+        problems.add(item.document, where, reason)
 
 
 def _check_priorities(
@@ -465,10 +563,10 @@ def _check_priorities(
             other = claims.setdefault((actuator, rule.priority), rule)
             if other is not rule and other.set[actuator] != value:
                 _report_at_rule(
-                    rule,
+                    (rule, ("set", actuator)),
                     parsed,
                     problems,
-                    f"rules {other.id} and {rule.id} ask {actuator} for "
+                    f"rules {other.id} ({other.source}) and {rule.id} ask {actuator} for "
                     f"{_show(other.set[actuator])} and {_show(value)} at the same priority "
                     f"{rule.priority}: give the one that must win a higher priority",
                 )

@@ -79,11 +79,10 @@ def event_line(event: RuleEvent) -> str:
     return text
 
 
-def replay_lines(steps: Iterable[Step], first: float | None = None) -> Iterable[str]:
+def replay_lines(steps: Iterable[Step], summary: ReplaySummary) -> Iterable[str]:
+    """Each decision with its time and its offset from the recording's first message."""
     for step in steps:
-        start = first if first is not None else step.t
-        first = start
-        stamp = f"{clock_time(step.t)} +{duration(step.t - start):>5}"
+        stamp = f"{clock_time(step.t)} +{duration(step.t - (summary.first or step.t)):>5}"
         for event in step.decisions.events:
             yield f"{stamp}  {event_line(event)}"
 

@@ -422,6 +422,16 @@ ERRORS: list[tuple[str, str, int]] = [
     ("1 / power.solar.watts", "cannot divide a plain number by W", 2),
     ("power.solar.watts + power.battery.soc_pct", "cannot add W and %", 18),
     ("power.solar.watts - 5 %", "cannot subtract % from W", 18),
+    (
+        "env.internal.temperature_c + 2 °F",
+        "cannot add °F to °C: write the temperature difference in °C, or without a unit",
+        27,
+    ),
+    (
+        "env.internal.temperature_f - 1 °C > 80",
+        "cannot subtract °C from °F: write the temperature difference in °F, or without a unit",
+        27,
+    ),
     ("power.solar.watts / 0", "division by zero", 20),
     ("power.solar.watts / 0 kW", "division by zero", 20),
     ("power.solar.watts / (2 - 2)", "division by zero", 20),
