@@ -128,6 +128,8 @@ def _print_where_to_look(
     )
     if config is not None and config.gateway is not None:
         _print_inference(console, config)
+    if config is not None and config.rules is not None:
+        _print_rules(console, config, topics)
     console.print("Ctrl-C stops everything.")
 
 
@@ -143,3 +145,14 @@ def _print_inference(console: Console, config: AgentConfig) -> None:
         markup=False,
         highlight=False,
     )
+
+
+def _print_rules(console: Console, config: AgentConfig, topics: Topics) -> None:
+    assert config.rules is not None
+    console.print(
+        f"rules from {config.rules.dir} (edit them: valid changes load at once); "
+        f"decisions on {topics.rules_events()}, each rule's state on {topics.filter('rule_state')}",
+        markup=False,
+        highlight=False,
+    )
+    console.print("  aigloo rules explain fans-max-when-hot", markup=False, highlight=False)

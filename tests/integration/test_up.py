@@ -1,5 +1,5 @@
 """`aigloo up` as a user runs it: the broker and agents/local.yaml's components (agent, worker,
-dispatcher, gateway); a prompt through the gateway; Ctrl-C stops everything cleanly."""
+dispatcher, gateway, rules); a prompt through the gateway; Ctrl-C stops everything cleanly."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import httpx
 
 from aigloo_edge.broker import init_broker
 from aigloo_edge.mqtt import Session, load_credentials
-from aigloo_edge.payloads import NodeTelemetry
+from aigloo_edge.payloads import NodeTelemetry, RuleState
 from aigloo_edge.runtime import cancel_and_wait
 from tests.support.broker import free_port
 from tests.support.collect import Collector
@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_up_runs_the_rig_and_stops_on_ctrl_c(tmp_path: Path, demo_cache: Path) -> None:
-    """`aigloo up` serves the broker, the agent's telemetry and prompts through the gateway;
-    SIGINT stops everything, exit 0."""
+    """`aigloo up` serves the broker, the agent's telemetry, the shipped rules and prompts through
+    the gateway; SIGINT stops everything, exit 0."""
     directory = tmp_path / "broker"
     ports = {"mqtt": free_port(), "websockets": free_port(), "tls": free_port()}
     gateway = free_port()
@@ -49,6 +49,7 @@ async def test_up_runs_the_rig_and_stops_on_ctrl_c(tmp_path: Path, demo_cache: P
     t = session.topics
     availability = Collector(session, t.node_availability("mini"))
     telemetry = Collector(session, t.node_telemetry("mini"))
+    rule = Collector(session, t.rule_state("fans-max-when-hot"))
     task: asyncio.Task[None] | None = None
     try:
         async with asyncio.timeout(20):
@@ -59,6 +60,8 @@ async def test_up_runs_the_rig_and_stops_on_ctrl_c(tmp_path: Path, demo_cache: P
         assert await availability.value_on(t.node_availability("mini"), timeout=15) == b"online"
         reading = NodeTelemetry.from_json((await telemetry.next(timeout=15)).payload)
         assert reading.node == "mini"
+        state = RuleState.from_json(await rule.value_on(t.rule_state("fans-max-when-hot"), 15))
+        assert (state.source or "").endswith("rules/thermal.yaml:9")
         assert "Paris" in await _ask_gateway(f"http://127.0.0.1:{gateway}/v1")
         process.send_signal(signal.SIGINT)
         assert await availability.value_on(t.node_availability("mini")) == b"offline"
