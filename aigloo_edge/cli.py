@@ -369,6 +369,33 @@ def rules_replay(
         _err().print(line, markup=False, highlight=False)
 
 
+@app.command()
+def record(
+    out: Annotated[Path, typer.Argument(help="JSONL file to append to.")],
+    topic: Annotated[
+        list[str] | None, typer.Option(help="Topic filter (repeatable; default: the base).")
+    ] = None,
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many.")] = None,
+    config: Annotated[
+        Path, typer.Option(envvar="AIGLOO_CONFIG", help="A machine config, for its broker.")
+    ] = Path("agents/local.yaml"),
+    user: Annotated[str, typer.Option("--as", help="Broker user to connect as.")] = "admin",
+) -> None:
+    """Record MQTT traffic (one JSON line per message) for `aigloo rules replay`; Ctrl-C stops."""
+    import asyncio
+
+    from aigloo_edge.config import load_config
+    from aigloo_edge.recording import record as record_messages
+
+    settings = load_config(config).broker.settings_for(user)
+    try:
+        written = asyncio.run(record_messages(settings, out, topic, count=count))
+    except KeyboardInterrupt:
+        _err().print(f"stopped; recording in {out}")
+        return
+    _err().print(f"{written} messages recorded in {out}")
+
+
 def _run_components(config_file: Path, only: set[str] | None) -> None:
     # Normally reached only with options entry.py leaves to the full CLI (e.g. --help).
     from aigloo_edge.app import run_config_file

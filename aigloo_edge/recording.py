@@ -3,21 +3,28 @@
     {"t": 1764350000.25, "topic": "aigloo/power/battery", "payload": "{...}", "retain": true}
 
 `payload` is the UTF-8 text; a payload that is not UTF-8 goes in `payload_b64` instead.
-`aigloo rules replay` reads these (and `aigloo record` writes them). A line that does not parse
+`aigloo record` writes them and `aigloo rules replay` reads them. A line that does not parse
 is reported with its line number and skipped: one bad line never loses the rest.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
+import time
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from aigloo_edge.errors import ConfigError
+from aigloo_edge.mqtt import Inbound, MqttSettings, Session
+from aigloo_edge.runtime import cancel_and_wait
+
+CONNECT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +96,43 @@ def _payload(record: dict[str, Any]) -> bytes:
         except binascii.Error as exc:
             raise ValueError("payload_b64 is not base64") from exc
     raise ValueError("needs a string 'payload' or 'payload_b64'")
+
+
+async def record(
+    settings: MqttSettings,
+    path: Path,
+    topic_filters: list[str] | None = None,
+    *,
+    count: int | None = None,
+    ready: asyncio.Event | None = None,
+) -> int:
+    """Append every message on `topic_filters` (default: the whole base) to `path` until
+    cancelled or `count` messages; returns how many were written."""
+    session = Session(settings, component=f"record-{uuid.uuid4().hex[:8]}")
+    written = 0
+    done = asyncio.Event()
+
+    async def write(message: Inbound) -> None:
+        nonlocal written
+        if count is not None and written >= count:
+            return
+        line = Recorded(time.time(), message.topic, message.payload, message.retain)
+        out.write(encode_line(line) + "\n")
+        out.flush()
+        written += 1
+        if count is not None and written >= count:
+            done.set()
+
+    for topic_filter in topic_filters or [session.topics.all()]:
+        session.route(topic_filter, write)
+    with path.open("a", encoding="utf-8") as out:
+        running = asyncio.create_task(session.run())
+        try:
+            await session.wait_connected(CONNECT_S)
+            await session.sync_subscriptions()
+            if ready is not None:
+                ready.set()
+            await done.wait()
+        finally:
+            await cancel_and_wait(running)
+    return written

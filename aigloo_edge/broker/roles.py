@@ -83,7 +83,7 @@ def service_grants(topics: Topics, role: str) -> list[Grant]:
             Grant("read", topics.fans_profile_set(), "fan profile commands"),
         ],
         "rules": [
-            Grant("read", everything, "every signal"),
+            Grant("read", "#", "every signal, also custom signals outside the base topic"),
             Grant("write", topics.tree("rules"), "rule state and events"),
             Grant("write", topics.filter("infer_policy"), "may the dispatcher use/wake a node"),
             *commands,

@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from aigloo_edge.app import run_machine
 from aigloo_edge.mqtt import Session
 from aigloo_edge.payloads import (
@@ -21,6 +23,11 @@ from aigloo_edge.payloads import (
     RuleEvent,
     RuleState,
 )
+from aigloo_edge.recording import read_recording, record
+from aigloo_edge.rules.explain import NoRuleStateError, fetch_rule_state
+from aigloo_edge.rules.loader import load_rules
+from aigloo_edge.rules.replay import replay
+from aigloo_edge.rules.report import explain_lines
 from aigloo_edge.runtime import cancel_and_wait
 from tests.support.broker import RunningBroker
 from tests.support.collect import Collector
@@ -253,3 +260,43 @@ def _drain(collector: Collector) -> list[Any]:
     while not collector.queue.empty():
         items.append(collector.queue.get_nowait())
     return items
+
+
+async def test_a_recorded_hour_replays_to_the_decisions_the_live_engine_made(
+    broker: RunningBroker, tmp_path: Path
+) -> None:
+    """`aigloo record` a live run, replay it through the same rules: the same rule fires."""
+    write_rules(tmp_path / "rules", HOT_RULES)
+    recording = tmp_path / "day.jsonl"
+    ready = asyncio.Event()
+    recorder = asyncio.create_task(
+        record(
+            broker.settings("admin"), recording, [broker.topics.tree("env")], count=2, ready=ready
+        )
+    )
+    await ready.wait()
+    async with broker.session("sensors") as sensors:
+        await climate(sensors, 25)
+        await climate(sensors, 35)
+    assert await asyncio.wait_for(recorder, 10) == 2
+    ruleset = load_rules(tmp_path / "rules")
+    steps = replay(ruleset, read_recording(recording), topics=broker.topics)
+    fired = [e.rule for s in steps for e in s.decisions.events if e.kind == "fired"]
+    assert fired == ["hot"]
+
+
+async def test_explain_reads_a_running_rule_and_names_the_known_ones(
+    broker: RunningBroker, tmp_path: Path
+) -> None:
+    """`aigloo rules explain` shows a live rule's state; an unknown id lists the rules there are."""
+    write_rules(tmp_path / "rules", HOT_RULES)
+    async with broker.session("sensors") as sensors:
+        await climate(sensors, 35)
+        async with rules_running(broker, tmp_path):
+            await asyncio.sleep(0.5)
+            state = await fetch_rule_state(broker.settings("mobile"), "hot")
+            assert (state.active, state.why) == (True, "when: env.internal.temperature_c > 30")
+            text = "\n".join(explain_lines(state, state.ts))
+            assert "values    env.internal.temperature_c = 35" in text
+            with pytest.raises(NoRuleStateError, match=r"no state for rule 'cold'.*rules: hot"):
+                await fetch_rule_state(broker.settings("mobile"), "cold")
