@@ -8,7 +8,10 @@ default; a fleet uses e.g. ``sites/north/aigloo``) and offers one builder per to
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -279,24 +282,19 @@ class Topics:
     def match(self, topic: str) -> TopicMatch | None:
         """Recognise a concrete topic as a contract row, or None if it is not one."""
         levels = topic.split("/")
-        for spec in SPECS:
-            params = self._match_levels(spec, levels)
-            if params is not None:
-                return TopicMatch(spec, params)
+        # Only rows with as many levels can match; they are tried in SPECS order.
+        for row in _rows(self.base, self.discovery_prefix).get(len(levels), ()):
+            if row.pick(levels) != row.literals:
+                continue
+            params: dict[str, str] = {}
+            for slot in row.slots:
+                value = _match_slot(slot, levels[slot.index])
+                if value is None:
+                    break
+                params[slot.name] = value
+            else:
+                return TopicMatch(row.spec, params)
         return None
-
-    def _match_levels(self, spec: TopicSpec, levels: list[str]) -> dict[str, str] | None:
-        prefix = {"base": self.base, "discovery": self.discovery_prefix}
-        pattern = spec.template.format_map(_KeepPlaceholders(prefix)).split("/")
-        if len(pattern) != len(levels):
-            return None
-        params: dict[str, str] = {}
-        for want, got in zip(pattern, levels, strict=True):
-            found = _match_level(want, got)
-            if found is None:
-                return None
-            params.update(found)
-        return params
 
     # Typed builders, one per row, so call sites read like the contract.
     def node_availability(self, node: str) -> str:
@@ -380,16 +378,63 @@ class _KeepPlaceholders(dict[str, str]):
         return "{" + key + "}"
 
 
-def _match_level(pattern: str, level: str) -> dict[str, str] | None:
-    """Match one topic level against a pattern level such as `aigloo_{device}`."""
-    found = _PLACEHOLDER.search(pattern)
-    if found is None:
-        return {} if pattern == level else None
-    head, tail = pattern[: found.start()], pattern[found.end() :]
-    if not (level.startswith(head) and level.endswith(tail)):
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """A pattern level with an id in it, such as `aigloo_{device}`: head, id name, tail."""
+
+    index: int  # of the level in the topic
+    head: str
+    name: str
+    tail: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One row's pattern, split into levels once: the literal levels (picked from a topic's
+    levels in one call and compared at once) and the levels an id fills."""
+
+    spec: TopicSpec
+    pick: Callable[[list[str]], object]  # the topic's levels where the pattern has literals
+    literals: object  # what `pick` must return: a level, or a tuple of levels
+    slots: tuple[_Slot, ...]
+
+
+@functools.lru_cache(maxsize=32)
+def _rows(base: str, discovery: str) -> dict[int, tuple[_Row, ...]]:
+    """Every row's pattern under one base and discovery prefix, by level count, in SPECS order
+    (`match` runs per message; formatting and splitting every row each time was its cost)."""
+    prefix = _KeepPlaceholders({"base": base, "discovery": discovery})
+    by_length: dict[int, list[_Row]] = {}
+    for spec in SPECS:
+        levels = spec.template.format_map(prefix).split("/")
+        literal: dict[int, str] = {}
+        slots: list[_Slot] = []
+        for index, level in enumerate(levels):
+            found = _PLACEHOLDER.search(level)
+            if found is None:
+                literal[index] = level
+            else:
+                head, tail = level[: found.start()], level[found.end() :]
+                slots.append(_Slot(index, head, found.group(1), tail))
+        values = tuple(literal.values())
+        pick: Callable[[list[str]], object] = (
+            operator.itemgetter(*literal) if literal else _no_levels  # (every row has some)
+        )
+        row = _Row(spec, pick, values[0] if len(values) == 1 else values, tuple(slots))
+        by_length.setdefault(len(levels), []).append(row)
+    return {length: tuple(rows) for length, rows in by_length.items()}
+
+
+def _no_levels(_levels: list[str]) -> object:
+    return ()
+
+
+def _match_slot(slot: _Slot, level: str) -> str | None:
+    """The id in one topic level for a slot such as `aigloo_{device}`, if valid."""
+    if not (level.startswith(slot.head) and level.endswith(slot.tail)):
         return None
-    value = level[len(head) : len(level) - len(tail)]
+    value = level[len(slot.head) : len(level) - len(slot.tail)]
     try:
-        return {found.group(1): validate_id(found.group(1), value)}
+        return validate_id(slot.name, value)
     except TopicError:
         return None

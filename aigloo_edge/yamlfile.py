@@ -8,6 +8,7 @@ column too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ PathKey = tuple[str | int, ...]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 # Characters after a backslash in a double-quoted scalar, beyond the letter: `\x41`, `\u00b0`.
 _ESCAPE_DIGITS = {"x": 2, "u": 4, "U": 8}
+# What YAML counts as a line break (Python's `splitlines` agrees on YAML-valid text).
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
 # PyYAML problems that need a word on how to fix them.
 _YAML_HINTS = {
     "mapping values are not allowed here": (
@@ -99,7 +102,7 @@ class YamlDocument:
             quote = 1 if mark.style else 0
             raw = self.source[mark.line - 1][mark.column - 1 + quote :]
             index = _source_index(raw, mark.style, offset)
-            if index <= len(raw):
+            if index < len(raw) or (index == len(raw) and offset == len(text.rstrip())):
                 return mark.line, mark.column + quote + index
         return mark.line, mark.column
 
@@ -164,8 +167,9 @@ def parse_yaml(text: str, path: Path) -> YamlDocument:
     except yaml.MarkedYAMLError as exc:
         raise ConfigError(_describe_yaml_error(path, exc)) from exc
     except yaml.reader.ReaderError as exc:
-        line = text.count("\n", 0, exc.position) + 1
-        column = exc.position - text.rfind("\n", 0, exc.position)
+        breaks = list(_LINE_BREAK.finditer(text, 0, exc.position))
+        line = len(breaks) + 1
+        column = exc.position - (breaks[-1].end() if breaks else 0) + 1
         character = f"#x{exc.character:04x}" if isinstance(exc.character, int) else "?"
         raise ConfigError(
             f"{path}:{line}:{column}: invalid YAML: character {character} is not allowed in YAML"

@@ -114,9 +114,8 @@ class Arbiter:
         self, name: str, value: ActuatorValue, winner: str, now: float, *, reassert: bool = False
     ) -> Command:
         runtime = self.state(name)
-        first = runtime.commanded is None and runtime.last_toggle is None
-        if first or (runtime.commanded is not None and runtime.commanded != value):
-            runtime.last_toggle = now
+        if runtime.commanded is not None and runtime.commanded != value:
+            runtime.last_toggle = now  # the first command sets a state, it toggles nothing
         runtime.commanded, runtime.commanded_at, runtime.held_until = value, now, None
         rule = None if winner == DEFAULT else winner
         why = f"{name} {show(value)}: " + (f"rule {winner}" if rule else "the default")

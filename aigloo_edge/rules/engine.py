@@ -143,8 +143,13 @@ class RulesEngine:
         return decisions
 
     def replace_rules(self, ruleset: RuleSet, now: float) -> Decisions:
-        """Swap in a new rule set atomically; rules that keep their id keep their state."""
-        removed = {rule.id for rule in self.ruleset.rules} - {rule.id for rule in ruleset.rules}
+        """Swap in a new rule set atomically; rules that keep their id keep their state.
+
+        Also the first call after start: rules saved by an earlier run and since removed from
+        the files are dropped (and reported as changed, so their retained state is cleared).
+        """
+        known = {rule.id for rule in self.ruleset.rules} | set(self.snapshot.rules)
+        removed = known - {rule.id for rule in ruleset.rules}
         old_store = self.store
         self.ruleset = ruleset
         self.store = self._new_store(ruleset, self.started)

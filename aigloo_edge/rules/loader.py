@@ -49,6 +49,8 @@ from aigloo_edge.yamlfile import (
 )
 
 _SIGNAL_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
+# One problem, one line: a line break quoted in a reason (`unexpected '\n'`) is escaped.
+_ESCAPED_BREAKS = {ord(ch): repr(ch)[1:-1] for ch in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
 # `expected ')' to close '(' at column 7`: a column of the expression, not of the file.
 _EXPR_COLUMN = re.compile(r"at column (\d+)")
 
@@ -105,7 +107,10 @@ class _Problems:
         if self.lines:
             ordered = sorted(self.lines)
             raise ConfigError(
-                "\n".join(f"{f}:{line}:{col}: {why}" for f, line, col, why in ordered)
+                "\n".join(
+                    f"{f}:{line}:{col}: {why.translate(_ESCAPED_BREAKS)}"
+                    for f, line, col, why in ordered
+                )
             )
 
 

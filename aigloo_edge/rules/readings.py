@@ -51,6 +51,7 @@ class Readings:
         for signal in custom.values():
             self._custom_by_topic.setdefault(signal.topic, []).append(signal)
         self._produced: float | None = None
+        self._probe_names: dict[str, list[str]] = {}  # configured probes only: bounded
         self._by_spec: dict[str, Callable[[dict[str, str], bytes], list[Reading]]] = {
             "battery": self._battery,
             "solar": self._solar,
@@ -71,8 +72,8 @@ class Readings:
         self._produced = None
         readings: list[Reading] = []
         match = self.topics.match(topic)
-        if match is not None and match.spec.name in self._by_spec:
-            readings += self._by_spec[match.spec.name](match.params, payload)
+        if match is not None and (read := self._by_spec.get(match.spec.name)) is not None:
+            readings += read(match.params, payload)
         for signal in self._custom_by_topic.get(topic, ()):
             readings.append((signal.name, None if not payload else _custom_value(signal, payload)))
         return [(name, value) for name, value in readings if name in self.signals], self._produced
@@ -100,8 +101,7 @@ class Readings:
         return [("power.solar.watts", solar.watts)]
 
     def _climate(self, params: dict[str, str], payload: bytes) -> list[Reading]:
-        probe = params["probe"]
-        names = [spec.name for spec in probe_signals(probe)]
+        names = self._names_of_probe(params["probe"])
         if not payload:
             return [(name, None) for name in names]
         climate = Climate.from_json(payload)
@@ -118,6 +118,16 @@ class Readings:
         return [
             (name, value) for name, value in zip(names, values, strict=True) if value is not None
         ]
+
+    def _names_of_probe(self, probe: str) -> list[str]:
+        """The probe's signal names, in `probe_signals` order (built once per configured probe:
+        the catalog makes every spec anew, and this runs per message)."""
+        names = self._probe_names.get(probe)
+        if names is None:
+            names = [spec.name for spec in probe_signals(probe)]
+            if any(name in self.signals for name in names):
+                self._probe_names[probe] = names
+        return names
 
     def _availability(self, params: dict[str, str], payload: bytes) -> list[Reading]:
         node = params["node"]

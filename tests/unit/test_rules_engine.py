@@ -218,17 +218,22 @@ rules:
 
 
 def test_a_node_power_toggle_waits_for_the_anti_flapping_limit(tmp_path: Path) -> None:
-    """No rule can toggle a node's power twice within min_power_toggle_s: the change waits."""
+    """No rule can toggle a node's power twice within min_power_toggle_s: the change waits.
+
+    The first command only sets a state, so sleeping right after it is allowed; waking again
+    is the toggle that waits.
+    """
     engine = engine_for(tmp_path, POWER)
     soc = "power.battery.soc_pct"
     assert commands(engine.observe([(soc, 50.0)], T0 + 1)) == [("studio.power", "awake")]
-    held = engine.observe([(soc, 20.0)], T0 + 2)
+    assert commands(engine.observe([(soc, 20.0)], T0 + 2)) == [("studio.power", "asleep")]
+    held = engine.observe([(soc, 50.0)], T0 + 3)
     assert commands(held) == []
-    assert [e.kind for e in held.events] == ["fired", "held"]
-    assert engine.arbiter.next_change() == T0 + 601
-    engine.observe([(soc, 20.0)], T0 + 590)
-    assert commands(engine.tick(T0 + 600)) == []
-    assert commands(engine.tick(T0 + 601)) == [("studio.power", "asleep")]
+    assert [e.kind for e in held.events] == ["released", "held"]
+    assert engine.arbiter.next_change() == T0 + 602
+    engine.observe([(soc, 50.0)], T0 + 590)
+    assert commands(engine.tick(T0 + 601)) == []
+    assert commands(engine.tick(T0 + 602)) == [("studio.power", "awake")]
 
 
 def test_the_circuit_breaker_disables_a_rule_that_fires_too_often(tmp_path: Path) -> None:
@@ -357,3 +362,15 @@ def test_no_command_goes_out_before_the_settle_time(tmp_path: Path) -> None:
     assert commands(temp(engine, 80, 1)) == []
     assert engine.next_deadline() == T0 + 3
     assert commands(engine.tick(T0 + 3)) == [("fans.profile", "normal")]
+
+
+def test_rules_saved_by_an_earlier_run_and_since_removed_are_dropped(tmp_path: Path) -> None:
+    """A restart with a rule gone from the files forgets it and reports it as changed."""
+    old = engine_for(tmp_path, PRIORITIES)
+    temp(old, 95, 1)
+    restarted = RulesEngine(
+        ruleset(tmp_path, FANS, "new.yaml"), now=T0 + 10, limits=LIMITS, snapshot=old.snapshot
+    )
+    first = restarted.replace_rules(restarted.ruleset, T0 + 10)
+    assert "quiet-at-night" in first.changed_rules
+    assert set(restarted.snapshot.rules) == {"hot"}
