@@ -26,6 +26,8 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 _ESCAPE_DIGITS = {"x": 2, "u": 4, "U": 8}
 # What YAML counts as a line break (Python's `splitlines` agrees on YAML-valid text).
 _LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+# A node's tag and anchor, which come before its text: `!!str `, `&name `.
+_PROPERTIES = re.compile(r"(?:[!&]\S*[ \t]+)+")
 # PyYAML problems that need a word on how to fix them.
 _YAML_HINTS = {
     "mapping values are not allowed here": (
@@ -193,11 +195,20 @@ def _describe_yaml_error(path: Path, exc: yaml.MarkedYAMLError) -> str:
     return text
 
 
+def _past_properties(document: YamlDocument, line: int, column: int) -> int:
+    """The column where a scalar's text starts: after its `!tag` and `&anchor` on that line (a
+    node starts at them)."""
+    text = document.source[line - 1] if 0 < line <= len(document.source) else ""
+    found = _PROPERTIES.match(text, column - 1)
+    return found.end() + 1 if found and found.end() < len(text) else column
+
+
 def _index(node: yaml.Node, here: PathKey, document: YamlDocument, path: Path) -> None:
     lines = document.lines
     if isinstance(node, yaml.ScalarNode):
         mark = node.start_mark
-        document.scalars[here] = ScalarMark(mark.line + 1, mark.column + 1, node.style or "")
+        column = _past_properties(document, mark.line + 1, mark.column + 1)
+        document.scalars[here] = ScalarMark(mark.line + 1, column, node.style or "")
     elif isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:

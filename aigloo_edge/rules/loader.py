@@ -52,7 +52,7 @@ _SIGNAL_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01
 # One problem, one line: a line break quoted in a reason (`unexpected '\n'`) is escaped.
 _ESCAPED_BREAKS = {ord(ch): repr(ch)[1:-1] for ch in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
 # `expected ')' to close '(' at column 7`: a column of the expression, not of the file.
-_EXPR_COLUMN = re.compile(r"at column (\d+)")
+_EXPR_COLUMN = re.compile(r"(?<=to close '\(' )at column (\d+)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +121,9 @@ class _Parsed:
 
 
 def rule_files(directory: Path) -> list[Path]:
-    """The rule files of a directory, in name order (`*.yaml` and `*.yml`)."""
+    """The rule files of a directory, in name order (`*.yaml` and `*.yml`); a file is itself."""
+    if directory.is_file():
+        return [directory]
     if not directory.is_dir():
         raise ConfigError(f"{directory}: not a directory of rule files")
     return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])

@@ -28,6 +28,8 @@ def parse_duration(value: object) -> float:
     if not isinstance(value, str):
         raise ValueError(f"not a duration: {DURATION_HINT}")  # noqa: TRY004 - as above
     text = value.strip()
+    if text.startswith("-"):
+        raise ValueError(f"a duration cannot be negative ({value!r})")
     total, position = 0.0, 0
     while position < len(text):
         found = _DURATION_PART.match(text, position)
