@@ -9,17 +9,12 @@ other in a cycle (through `rules.<id>.active`).
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
-
-from aigloo_edge.errors import ConfigError
 from aigloo_edge.rules.catalog import (
     DEFAULT_NODES,
     DEFAULT_PROBES,
@@ -30,39 +25,22 @@ from aigloo_edge.rules.catalog import (
     rule_signal,
 )
 from aigloo_edge.rules.expr import ExprError, Expression, compile_condition
-from aigloo_edge.rules.model import ActuatorValue, RuleDef, RuleFile, SignalDef, StaleAction
+from aigloo_edge.rules.model import ActuatorValue, RuleDef, StaleAction
+from aigloo_edge.rules.rulefiles import ParsedFile, Problems, parse_rule_file, rule_files
+from aigloo_edge.rules.signal_defs import CustomSignal, collect_signals, unknown_name
 from aigloo_edge.rules.units import (
     BOOL,
-    LITERAL_UNITS,
-    NUMBER,
     BoolType,
-    NumberType,
     TextType,
     ValueType,
 )
 from aigloo_edge.yamlfile import (
-    DuplicateKeyError,
     PathKey,
     YamlDocument,
-    describe_errors,
-    read_yaml,
 )
 
-_SIGNAL_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
-# One problem, one line: a line break quoted in a reason (`unexpected '\n'`) is escaped.
-_ESCAPED_BREAKS = {ord(ch): repr(ch)[1:-1] for ch in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
 # `expected ')' to close '(' at column 7`: a column of the expression, not of the file.
 _EXPR_COLUMN = re.compile(r"(?<=to close '\(' )at column (\d+)$")
-
-
-@dataclass(frozen=True, slots=True)
-class CustomSignal:
-    """A signal read from any topic: the JSON `path` (or the whole payload) of `topic`."""
-
-    name: str
-    topic: str
-    path: tuple[str, ...]
-    type: ValueType
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,39 +74,6 @@ class RuleSet:
         return next((rule for rule in self.rules if rule.id == rule_id), None)
 
 
-@dataclass
-class _Problems:
-    lines: list[tuple[str, int, int, str]] = field(default_factory=list)
-
-    def add(self, document: YamlDocument, where: tuple[int, int], reason: str) -> None:
-        self.lines.append((str(document.path), where[0], where[1], reason))
-
-    def raise_if_any(self) -> None:
-        if self.lines:
-            ordered = sorted(self.lines)
-            raise ConfigError(
-                "\n".join(
-                    f"{f}:{line}:{col}: {why.translate(_ESCAPED_BREAKS)}"
-                    for f, line, col, why in ordered
-                )
-            )
-
-
-@dataclass
-class _Parsed:
-    document: YamlDocument
-    model: RuleFile
-
-
-def rule_files(directory: Path) -> list[Path]:
-    """The rule files of a directory, in name order (`*.yaml` and `*.yml`); a file is itself."""
-    if directory.is_file():
-        return [directory]
-    if not directory.is_dir():
-        raise ConfigError(f"{directory}: not a directory of rule files")
-    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
-
-
 def load_rules(
     directory: Path,
     nodes: Sequence[str] = DEFAULT_NODES,
@@ -143,10 +88,10 @@ def load_rule_files(
     nodes: Sequence[str] = DEFAULT_NODES,
     probes: Sequence[str] = DEFAULT_PROBES,
 ) -> RuleSet:
-    problems = _Problems()
-    parsed = [p for p in (_parse(path, problems) for path in paths) if p is not None]
+    problems = Problems()
+    parsed = [p for p in (parse_rule_file(path, problems) for path in paths) if p is not None]
     problems.raise_if_any()
-    signals, custom = _signals(parsed, builtin_signals(nodes, probes), problems)
+    signals, custom = collect_signals(parsed, builtin_signals(nodes, probes), problems)
     actuators = builtin_actuators(nodes)
     defaults = _defaults(parsed, actuators, problems)
     rules = _rules(parsed, signals, actuators, problems)
@@ -156,180 +101,6 @@ def load_rule_files(
     problems.raise_if_any()
     files = tuple(item.document.path for item in parsed)
     return RuleSet(tuple(ordered), defaults, signals, custom, actuators, files)
-
-
-def _parse(path: Path, problems: _Problems) -> _Parsed | None:
-    try:
-        document = read_yaml(path)
-    except DuplicateKeyError as exc:
-        reason = f"duplicate key {exc.key!r} (first at line {exc.first_line}): keep only one"
-        problems.lines.append((str(path), exc.line, exc.column, reason))
-        return None
-    except ConfigError as exc:
-        problems.lines.append(_split_message(str(exc), path))
-        return None
-    data = document.data if document.data is not None else {}
-    if not isinstance(data, dict):
-        what = "a list (rules go under 'rules:')" if isinstance(data, list) else "a single value"
-        reason = f"a rule file is a mapping with signals, defaults and rules, but this is {what}"
-        problems.add(document, _first_content(document), reason)
-        return None
-    try:
-        return _Parsed(document, RuleFile.model_validate(data))
-    except ValidationError as exc:
-        described = describe_errors(document, exc, columns=True, explain=_explain)
-        for line in described.splitlines():
-            problems.lines.append(_split_message(line, path))
-        return None
-
-
-def _first_content(document: YamlDocument) -> tuple[int, int]:
-    """Where the document's data starts: past comments, blank lines and `---`."""
-    for number, text in enumerate(document.source, start=1):
-        stripped = text.strip()
-        if stripped and not stripped.startswith(("#", "---", "%")):
-            return number, len(text) - len(text.lstrip()) + 1
-    return 1, 1
-
-
-_RULE_ID_RULE = "a rule id is 1 to 64 of a-z, 0-9, '-' and '_', e.g. fans-max-when-hot"
-_SECTIONS: Mapping[str, type[BaseModel]] = {"signals": SignalDef, "rules": RuleDef}
-
-
-def _explain(error: ErrorDetails) -> str | None:
-    """The reason a rule author needs, where pydantic's wording is generic."""
-    location = error["loc"]
-    if error["type"] == "extra_forbidden":
-        return _unknown_setting(location)
-    if location[-1:] == ("id",) and error["type"] == "string_pattern_mismatch":
-        return _RULE_ID_RULE
-    if location[-1:] == ("set",) and error["type"] == "too_short":
-        return "name at least one actuator and its state, e.g. {fans.profile: max}"
-    if location[-1:] in (("when",), ("until",)) and error["type"] == "string_type":
-        return (
-            "write the condition as an expression, e.g. env.internal.temperature_f > 90 "
-            "(for always, quote it: 'true')"
-        )
-    return None
-
-
-def _unknown_setting(location: tuple[int | str, ...]) -> str:
-    """`unknown setting`, with the setting meant or the settings there are."""
-    model: type[BaseModel] = RuleFile
-    if len(location) > 1 and location[0] in _SECTIONS:
-        model = _SECTIONS[str(location[0])]
-    known = [info.alias or name for name, info in model.model_fields.items()]
-    close = difflib.get_close_matches(str(location[-1]), known, n=1)
-    if close:
-        return f"unknown setting (did you mean {close[0]!r}?)"
-    return f"unknown setting (settings here: {', '.join(known)})"
-
-
-def _split_message(message: str, path: Path) -> tuple[str, int, int, str]:
-    """`file:line[:col]: reason` back into parts, so all problems sort together."""
-    rest = message.removeprefix(f"{path}:").removeprefix(f"{path}")
-    parts = rest.split(":", 2)
-    if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit():
-        return str(path), int(parts[0]), int(parts[1]), parts[2].strip()
-    if len(parts) >= 2 and parts[0].isdigit():
-        return str(path), int(parts[0]), 1, ":".join(parts[1:]).strip()
-    return str(path), 1, 1, rest.strip(" :")
-
-
-# --- signals --------------------------------------------------------------------------------
-
-
-def _signals(
-    parsed: list[_Parsed], builtin: dict[str, SignalSpec], problems: _Problems
-) -> tuple[dict[str, SignalSpec], dict[str, CustomSignal]]:
-    signals = dict(builtin)
-    custom: dict[str, CustomSignal] = {}
-    first_seen: dict[str, str] = {}
-    for item in parsed:
-        for name, definition in item.model.signals.items():
-            where = item.document.position_of(("signals", name), key=True)
-            if name in first_seen:
-                problems.add(
-                    item.document, where, f"signal {name!r} is also defined at {first_seen[name]}"
-                )
-                continue
-            first_seen[name] = f"{item.document.path}:{where[0]}"
-            problem = _add_signal(name, definition, builtin, signals, custom)
-            if problem:
-                setting, reason = problem
-                if setting:
-                    where = item.document.position_of(("signals", name, setting))
-                problems.add(item.document, where, reason)
-    return signals, custom
-
-
-def _add_signal(
-    name: str,
-    definition: SignalDef,
-    builtin: dict[str, SignalSpec],
-    signals: dict[str, SignalSpec],
-    custom: dict[str, CustomSignal],
-) -> tuple[str, str] | None:
-    """Add one `signals:` entry; else the setting at fault ('': the name) and the reason."""
-    if definition.topic is None:  # only a new stale_after for a built-in signal
-        if name not in builtin:
-            return "", _unknown("signal", name, builtin) + "; a new signal needs a 'topic'"
-        spec = builtin[name]
-        signals[name] = SignalSpec(name, spec.type, definition.stale_after, spec.description)
-        return None
-    problem = _custom_problem(name, definition, builtin)
-    if problem:
-        return problem
-    value_type = _signal_type(definition)
-    if isinstance(value_type, tuple):
-        return value_type[0], f"signal {name!r}: {value_type[1]}"
-    path = tuple(part for part in definition.path.split(".") if part)
-    description = definition.description or definition.topic
-    signals[name] = SignalSpec(name, value_type, definition.stale_after, description)
-    custom[name] = CustomSignal(name, definition.topic, path, value_type)
-    return None
-
-
-def _custom_problem(
-    name: str, definition: SignalDef, builtin: Mapping[str, SignalSpec]
-) -> tuple[str, str] | None:
-    if name in builtin:
-        return "", f"{name!r} is a built-in signal: choose another name for a signal with a topic"
-    if not _valid_signal_name(name):
-        return "", f"signal name {name!r}: use letters, digits and '_', with '.' between parts"
-    if any(ch in (definition.topic or "") for ch in "+#"):
-        return "topic", (
-            f"signal {name!r}: topic {definition.topic!r} has a wildcard ('+' or '#'); "
-            "a signal reads one exact topic"
-        )
-    return None
-
-
-def _signal_type(definition: SignalDef) -> ValueType | tuple[str, str]:
-    """The signal's type; else the setting at fault and why."""
-    if definition.type == "text":
-        if not definition.choices or definition.unit:
-            fault = "unit" if definition.choices else "type"
-            return fault, "a text signal needs 'choices' and no 'unit'"
-        return TextType(tuple(definition.choices))
-    if definition.choices is not None:
-        return "choices", "'choices' is for text signals (type: text)"
-    if definition.type == "bool":
-        return ("unit", "a bool signal has no 'unit'") if definition.unit else BOOL
-    if definition.unit and definition.unit not in LITERAL_UNITS:
-        return "unit", f"unknown unit {definition.unit!r} (units: {', '.join(LITERAL_UNITS)})"
-    return NumberType(LITERAL_UNITS[definition.unit] if definition.unit else NUMBER)
-
-
-def _valid_signal_name(name: str) -> bool:
-    parts = name.split(".")
-    return set(name) <= _SIGNAL_NAME_CHARS and all(p and not p[0].isdigit() for p in parts)
-
-
-def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown {kind} {name!r}{hint}"
 
 
 # --- actuators and defaults ----------------------------------------------------------------
@@ -349,7 +120,7 @@ def _actuator_value(
     """The state as the actuator takes it (`on` → True); _BadValueError says why it cannot."""
     actuator = actuators.get(name)
     if actuator is None:
-        raise _UnknownActuatorError(_unknown("actuator", name, actuators))
+        raise _UnknownActuatorError(unknown_name("actuator", name, actuators))
     if isinstance(actuator.type, BoolType):
         if isinstance(value, bool):
             return value
@@ -365,7 +136,7 @@ def _actuator_value(
 
 
 def _defaults(
-    parsed: list[_Parsed], actuators: Mapping[str, ActuatorSpec], problems: _Problems
+    parsed: list[ParsedFile], actuators: Mapping[str, ActuatorSpec], problems: Problems
 ) -> dict[str, ActuatorValue]:
     defaults: dict[str, ActuatorValue] = {}
     where_set: dict[str, str] = {}
@@ -402,10 +173,10 @@ def _show(value: ActuatorValue) -> str:
 
 
 def _rules(
-    parsed: list[_Parsed],
+    parsed: list[ParsedFile],
     signals: Mapping[str, SignalSpec],
     actuators: Mapping[str, ActuatorSpec],
-    problems: _Problems,
+    problems: Problems,
 ) -> list[CompiledRule]:
     all_ids = [rule.id for item in parsed for rule in item.model.rules]
     with_rules = dict(signals)
@@ -436,7 +207,7 @@ def _compile_rule(
     indexed: tuple[int, RuleDef],
     types: Mapping[str, ValueType],
     actuators: Mapping[str, ActuatorSpec],
-    problems: _Problems,
+    problems: Problems,
 ) -> tuple[Expression, Expression | None, dict[str, ActuatorValue]] | None:
     index, rule = indexed
     when = _condition(document, ("rules", index, "when"), rule.when, types, problems)
@@ -461,7 +232,7 @@ def _condition(
     location: PathKey,
     text: str,
     types: Mapping[str, ValueType],
-    problems: _Problems,
+    problems: Problems,
 ) -> Expression | None:
     try:
         return compile_condition(text, types)
@@ -514,7 +285,7 @@ def _finish(
 
 
 def _in_dependency_order(
-    rules: list[CompiledRule], parsed: list[_Parsed], problems: _Problems
+    rules: list[CompiledRule], parsed: list[ParsedFile], problems: Problems
 ) -> list[CompiledRule]:
     """Rules ordered so each comes after the rules it reads; a cycle is a problem."""
     by_id = {rule.id: rule for rule in rules}
@@ -545,8 +316,8 @@ def _in_dependency_order(
 
 def _report_at_rule(
     at: tuple[CompiledRule, PathKey],
-    parsed: list[_Parsed],
-    problems: _Problems,
+    parsed: list[ParsedFile],
+    problems: Problems,
     reason: str,
 ) -> None:
     """Report at a setting of a rule: `("id",)` is its id, `("set", name)` an actuator's key."""
@@ -561,7 +332,7 @@ def _report_at_rule(
 
 
 def _check_priorities(
-    rules: list[CompiledRule], parsed: list[_Parsed], problems: _Problems
+    rules: list[CompiledRule], parsed: list[ParsedFile], problems: Problems
 ) -> None:
     """Two rules asking one actuator for different states need different priorities."""
     claims: dict[tuple[str, int], CompiledRule] = {}

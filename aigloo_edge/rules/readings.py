@@ -25,7 +25,7 @@ from aigloo_edge.payloads import (
     Solar,
 )
 from aigloo_edge.rules.catalog import SignalSpec, node_signals, probe_signals
-from aigloo_edge.rules.loader import CustomSignal
+from aigloo_edge.rules.signal_defs import CustomSignal
 from aigloo_edge.rules.units import BoolType, NumberType, TextType, Value
 from aigloo_edge.topics import Topics
 

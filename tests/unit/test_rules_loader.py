@@ -26,7 +26,8 @@ from aigloo_edge.rules.catalog import (
     builtin_signals,
 )
 from aigloo_edge.rules.expr import ExprError, compile_condition
-from aigloo_edge.rules.loader import CustomSignal, RuleSet, load_rule_files, load_rules
+from aigloo_edge.rules.loader import RuleSet, load_rule_files, load_rules
+from aigloo_edge.rules.signal_defs import CustomSignal
 from aigloo_edge.rules.units import BOOL, CELSIUS, FAHRENHEIT, NumberType, Value, ValueType
 
 ROOT = Path(__file__).resolve().parents[2]
