@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -22,15 +22,25 @@ class Route:
     qos: int
 
 
+MATCH_CACHE_SIZE = 4096
+
+
 class Router:
-    """Topic filter → handlers. Every handler whose filter matches a topic is called in order."""
+    """Topic filter → handlers. Every handler whose filter matches a topic is called in order.
+
+    Matches are cached per topic (paho's matcher builds a tree per call: ~25 µs with 8 routes,
+    a fifth of a rules engine's work per reading); the cache is cleared when routes change or
+    it fills up (reply topics are unbounded).
+    """
 
     def __init__(self) -> None:
         self._routes: list[Route] = []
+        self._matches: dict[str, tuple[Route, ...]] = {}
 
     def add(self, topic_filter: str, handler: Handler, *, qos: int = 1) -> Route:
         route = Route(topic_filter, handler, qos)
         self._routes.append(route)
+        self._matches.clear()
         return route
 
     def add_model(
@@ -53,9 +63,18 @@ class Router:
 
     def remove(self, route: Route) -> None:
         self._routes.remove(route)
+        self._matches.clear()
 
-    def matching(self, topic: str) -> Iterator[Route]:
-        return (r for r in self._routes if topic_matches_sub(_shared_part(r.topic_filter), topic))
+    def matching(self, topic: str) -> tuple[Route, ...]:
+        found = self._matches.get(topic)
+        if found is None:
+            found = tuple(
+                r for r in self._routes if topic_matches_sub(_shared_part(r.topic_filter), topic)
+            )
+            if len(self._matches) >= MATCH_CACHE_SIZE:
+                self._matches.clear()
+            self._matches[topic] = found
+        return found
 
     def subscriptions(self) -> dict[str, int]:
         """Each distinct filter with the highest QoS any route asked for."""

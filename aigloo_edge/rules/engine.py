@@ -10,6 +10,7 @@ stale follows the rule's `on_stale`: `active` (fail-safe on), `inactive` (releas
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ class RulesEngine:
             ruleset.actuators, ruleset.defaults, self.limits, self.snapshot.actuators
         )
         self._readers: dict[str, list[CompiledRule]] = _readers(ruleset)
+        self._place = _places(ruleset)
         self._arbitrated = False  # the defaults go out on the first decision after settle
         self._adopt_rules(ruleset)
 
@@ -159,6 +161,7 @@ class RulesEngine:
             ruleset.actuators, ruleset.defaults, self.limits, self.arbiter.runtime
         )
         self._readers = _readers(ruleset)
+        self._place = _places(ruleset)
         for rule_id in removed:
             self.snapshot.rules.pop(rule_id, None)
         self._adopt_rules(ruleset)
@@ -171,24 +174,36 @@ class RulesEngine:
     # --- evaluation ------------------------------------------------------------------------
 
     def _run(self, now: float, touched: set[str] | None) -> Decisions:
+        """Evaluate every rule (`touched` None), or only those reading a touched signal."""
         decisions = Decisions()
         transitioned = False
-        for rule in self._rules_to_evaluate(touched):
-            if self._step(rule, self.snapshot.rules[rule.id], now, decisions):
-                transitioned = True
-                if touched is not None:
-                    touched.add(rule_signal(rule.id))
+        if touched is None:
+            for rule in self.ruleset.rules:
+                transitioned |= self._step(rule, self.snapshot.rules[rule.id], now, decisions)
+        else:
+            transitioned = self._run_readers(now, touched, decisions)
         if transitioned or touched is None or not self._arbitrated:
             self._arbitrate(now, decisions)
         return decisions
 
-    def _rules_to_evaluate(self, touched: set[str] | None) -> Iterable[CompiledRule]:
-        if touched is None:
-            return self.ruleset.rules
-        if not any(name in self._readers for name in touched):
-            return ()  # most readings (telemetry fields no rule reads) stop here
-        # In dependency order; `touched` grows as rules change, reaching the rules that read them.
-        return (rule for rule in self.ruleset.rules if _reads_any(rule, touched))
+    def _run_readers(self, now: float, touched: set[str], out: Decisions) -> bool:
+        """The readers of `touched`, in dependency order, then the readers of rules that changed."""
+        place = self._place
+        queue = sorted({place[r.id] for name in touched for r in self._readers.get(name, ())})
+        if not queue:
+            return False  # most readings (telemetry fields no rule reads) stop here
+        queued = set(queue)
+        transitioned = False
+        while queue:
+            rule = self.ruleset.rules[heapq.heappop(queue)]
+            if not self._step(rule, self.snapshot.rules[rule.id], now, out):
+                continue
+            transitioned = True
+            for reader in self._readers.get(rule_signal(rule.id), ()):
+                if place[reader.id] not in queued:  # dependents come later in the order
+                    queued.add(place[reader.id])
+                    heapq.heappush(queue, place[reader.id])
+        return transitioned
 
     def _step(self, rule: CompiledRule, runtime: RuleRuntime, now: float, out: Decisions) -> bool:
         """Advance one rule; True if it became active or released."""
@@ -447,8 +462,9 @@ def _readers(ruleset: RuleSet) -> dict[str, list[CompiledRule]]:
     return readers
 
 
-def _reads_any(rule: CompiledRule, touched: set[str]) -> bool:
-    return any(not touched.isdisjoint(e.signals) for e in _expressions(rule))
+def _places(ruleset: RuleSet) -> dict[str, int]:
+    """Each rule's place in evaluation order (a rule comes after the rules it reads)."""
+    return {rule.id: place for place, rule in enumerate(ruleset.rules)}
 
 
 def _stale_why(truth: Truth, rule: CompiledRule) -> str:

@@ -12,8 +12,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from typing import Literal
+from collections.abc import Callable, Coroutine, Iterable, Iterator
+from typing import Any, Literal
 
 from aigloo_edge.config import RulesConfig
 from aigloo_edge.errors import ConfigError, NotConnectedError, PayloadError
@@ -37,6 +37,7 @@ from aigloo_edge.runtime import cancel_and_wait
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0
+MAX_IN_FLIGHT = 1000
 WATCH_DEBOUNCE_MS = 300
 
 
@@ -73,6 +74,7 @@ class RulesRunner:
         )
         self.readings = Readings(self.topics, ruleset.signals, ruleset.custom)
         self._outbox: asyncio.Queue[Decisions] = asyncio.Queue()
+        self._in_flight: set[asyncio.Task[None]] = set()
         self._routed: set[str] = set()
         self._reassert_task: asyncio.Task[None] | None = None
         self._route_readings()
@@ -125,9 +127,9 @@ class RulesRunner:
         try:
             await asyncio.gather(*tasks)
         finally:
-            for task in tasks:
+            for task in [*tasks, *self._in_flight]:
                 await cancel_and_wait(task)
-            self._save(list(self.engine.snapshot.rules), ())
+            self._save(list(self.engine.snapshot.rules), list(self.engine.arbiter.runtime))
             self._store.close()
 
     async def _tick(self) -> None:
@@ -167,12 +169,14 @@ class RulesRunner:
     # --- outputs ---------------------------------------------------------------------------
 
     def _submit(self, decisions: Decisions) -> None:
-        """Persist what changed now (so a crash cannot re-fire), then queue the publishing."""
+        """Carry decisions out without waiting on I/O: at once if nothing is queued ahead of
+        them (a command goes out in this loop iteration), else through the outbox, in order."""
         if not decisions:
             return
-        if decisions.changed_rules or decisions.changed_actuators:
-            self._save(decisions.changed_rules, decisions.changed_actuators)
-        self._outbox.put_nowait(decisions)
+        if self._outbox.empty() and len(self._in_flight) < MAX_IN_FLIGHT:
+            self._start(decisions)
+        else:
+            self._outbox.put_nowait(decisions)
 
     def _save(self, rules: Iterable[str], actuators: Iterable[str]) -> None:
         snapshot = self.engine.snapshot
@@ -185,26 +189,51 @@ class RulesRunner:
         )
 
     async def _carry_out_forever(self) -> None:
+        """Start each decision's publishes in order (commands first), then persist it.
+
+        Publishes are not awaited one by one: each starts in order (so the broker sees them in
+        order) and its acknowledgement is awaited in its own task; at most MAX_IN_FLIGHT wait.
+        """
         while True:
             decisions = await self._outbox.get()
-            try:
-                await self._carry_out(decisions)
-            except NotConnectedError as exc:
-                # Commands heal on reconnect (reassert); states are re-sent by the session.
-                log.warning("not carried out while disconnected: %s", exc)
+            while len(self._in_flight) >= MAX_IN_FLIGHT:
+                await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+            self._start(decisions)
 
-    async def _carry_out(self, decisions: Decisions) -> None:
+    def _start(self, decisions: Decisions) -> None:
+        for publish in self._publishes(decisions):
+            task = asyncio.create_task(publish)
+            self._in_flight.add(task)
+            task.add_done_callback(self._published)
+        if decisions.changed_rules or decisions.changed_actuators:
+            # After the publishes' first step (call_soon is FIFO): SQLite is not on the
+            # command's path, and a crash between the two re-sends at most the same state.
+            rules, actuators = set(decisions.changed_rules), set(decisions.changed_actuators)
+            asyncio.get_running_loop().call_soon(self._save, rules, actuators)
+
+    def _published(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if isinstance(error, NotConnectedError):
+            # Commands heal on reconnect (reassert); states are re-sent by the session.
+            log.warning("not carried out while disconnected: %s", error)
+        elif error is not None:
+            log.error("publishing a decision failed", exc_info=error)
+
+    def _publishes(self, decisions: Decisions) -> Iterator[Coroutine[Any, Any, None]]:
         for command in decisions.commands:
-            await self._send(command)
+            yield self._send(command)
         for event in decisions.events:
             marked = event.model_copy(update={"dry_run": True}) if self.dry_run else event
-            await self.session.publish(self.topics.rules_events(), marked)
+            yield self.session.publish(self.topics.rules_events(), marked)
         for rule_id in sorted(decisions.changed_rules):
+            topic = self.topics.rule_state(rule_id)
             if self.engine.ruleset.rule(rule_id) is None:
-                await self.session.clear_state(self.topics.rule_state(rule_id))
+                yield self.session.clear_state(topic)
             else:
-                state = self.engine.rule_state(rule_id)
-                await self.session.set_state(self.topics.rule_state(rule_id), state)
+                yield self.session.set_state(topic, self.engine.rule_state(rule_id))
 
     async def _send(self, command: Command) -> None:
         actuator = command.actuator

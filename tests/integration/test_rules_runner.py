@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +105,9 @@ async def test_a_hot_reading_sets_the_fans_and_the_inference_policy(
                 InferPolicy.from_json(await policy.value_on(topics.infer_policy("studio"))).allowed
                 is False
             )
-            state = Collector(admin, topics.rule_state("hot"))
-            shown = RuleState.from_json(await state.value_on(topics.rule_state("hot")))
-            assert (shown.active, shown.values) == (True, {"env.internal.temperature_c": 32})
+            states = Collector(admin, topics.rule_state("hot"))
+            shown = await _state_where(states, topics.rule_state("hot"), lambda s: s.active)
+            assert shown.values == {"env.internal.temperature_c": 32}
 
 
 async def test_malformed_readings_are_reported_and_never_count(
@@ -184,6 +184,16 @@ async def test_rules_reload_when_valid_and_stay_when_a_change_is_broken(
             assert await next_command(commands) == "max"
 
 
+async def _state_where(
+    states: Collector, topic: str, wanted: Callable[[RuleState], bool]
+) -> RuleState:
+    """The first state on `topic` that is `wanted` (a retained older one may come first)."""
+    while True:
+        shown = RuleState.from_json(await states.value_on(topic))
+        if wanted(shown):
+            return shown
+
+
 async def _event_of_kind(events: Collector, kind: str) -> RuleEvent:
     while True:
         event = RuleEvent.from_json((await events.next(10)).payload)
@@ -205,10 +215,7 @@ async def test_a_rule_disabled_over_mqtt_releases_and_reports_it(
             states = Collector(admin, topics.rule_state("hot"))
             await admin.publish(topics.rule_set("hot"), b"disable")
             assert await next_command(commands) == "normal"
-            while True:
-                shown = RuleState.from_json(await states.value_on(topics.rule_state("hot")))
-                if not shown.enabled:
-                    break
+            shown = await _state_where(states, topics.rule_state("hot"), lambda s: not s.enabled)
             assert shown.phase == "disabled"
 
 

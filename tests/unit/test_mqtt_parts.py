@@ -67,6 +67,8 @@ async def test_router_calls_every_matching_handler_in_order() -> None:
     ]
     assert router.subscriptions() == {"aigloo/nodes/+/telemetry": 1, "aigloo/#": 0}
     assert list(router.matching("other/topic")) == []
+    router.add("other/#", first)  # a route added later is matched although `other/topic` was seen
+    assert [r.topic_filter for r in router.matching("other/topic")] == ["other/#"]
 
 
 async def test_model_route_parses_before_the_handler() -> None:
