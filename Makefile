@@ -48,6 +48,7 @@ bench: setup
 	$(BIN)/python benchmarks/bus.py
 	$(BIN)/python benchmarks/agent_footprint.py
 	$(BIN)/python benchmarks/inference.py
+	$(BIN)/python benchmarks/rules.py
 
 clean:
 	rm -rf $(VENV) .aigloo .mypy_cache .ruff_cache .pytest_cache
