@@ -55,6 +55,7 @@ from common import (
     DOCS_PATH,
     HOST,
     DocsSection,
+    Samples,
     parse_args,
     running_broker,
     start_run,
@@ -110,29 +111,10 @@ def payload(seq: int, size: int = PAYLOAD_BYTES) -> bytes:
 # --- results ---------------------------------------------------------------------------------
 
 
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of already sorted values."""
-    rank = max(1, math.ceil(fraction * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
 @dataclass(frozen=True)
-class RoundTrip:
-    client: str
-    qos: int
-    samples_us: list[float]
-
-    @property
-    def p50(self) -> float:
-        return percentile(sorted(self.samples_us), 0.50)
-
-    @property
-    def p99(self) -> float:
-        return percentile(sorted(self.samples_us), 0.99)
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.samples_us)
+class RoundTrip(Samples):
+    client: str = ""
+    qos: int = 1
 
 
 @dataclass(frozen=True)
@@ -473,7 +455,10 @@ async def round_trips(creds: Credentials, run_id: str, qos: int, cfg: Config) ->
             for block in blocks(cfg):
                 session_us += await session_run(block)
                 paho_us += await asyncio.to_thread(paho_run, block)
-    return [RoundTrip("session", qos, session_us), RoundTrip("paho", qos, paho_us)]
+    return [
+        RoundTrip(session_us, client="session", qos=qos),
+        RoundTrip(paho_us, client="paho", qos=qos),
+    ]
 
 
 # --- the run ---------------------------------------------------------------------------------

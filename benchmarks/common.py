@@ -14,14 +14,16 @@ import contextlib
 import datetime as dt
 import importlib.metadata
 import logging
+import math
 import os
 import platform
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -262,3 +264,28 @@ class DocsSection:
         text = with_section(text, self.heading, self.render(report))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of already sorted values."""
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Latency samples in microseconds, with the figures every table shows."""
+
+    samples_us: list[float]
+
+    @property
+    def p50(self) -> float:
+        return percentile(sorted(self.samples_us), 0.50)
+
+    @property
+    def p99(self) -> float:
+        return percentile(sorted(self.samples_us), 0.99)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.samples_us)

@@ -98,6 +98,7 @@ from common import (
     DOCS_PATH,
     HOST,
     DocsSection,
+    Samples,
     parse_args,
     running_broker,
     start_run,
@@ -1124,28 +1125,9 @@ def child(kind: str, spec: Mapping[str, str], directory: Path) -> Iterator[Child
 # --- (b) the driver --------------------------------------------------------------------------
 
 
-def percentile(sorted_values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile of already sorted values."""
-    rank = max(1, math.ceil(fraction * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
 @dataclass(frozen=True)
-class Latency:
-    name: str
-    samples_us: list[float]
-
-    @property
-    def p50(self) -> float:
-        return percentile(sorted(self.samples_us), 0.50)
-
-    @property
-    def p99(self) -> float:
-        return percentile(sorted(self.samples_us), 0.99)
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.samples_us)
+class Latency(Samples):
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -1383,7 +1365,7 @@ def measure_latency(
     samples[SPACED] = round_trips(
         sensors, replies, variants[0], spaced, payloads, gap_s=SPACED_GAP_S
     )
-    return [Latency(name, values) for name, values in samples.items()]
+    return [Latency(values, name=name) for name, values in samples.items()]
 
 
 # --- report ----------------------------------------------------------------------------------
