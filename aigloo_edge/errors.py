@@ -25,3 +25,7 @@ class BrokerError(AiglooError):
 
 class NotConnectedError(AiglooError):
     """An MQTT operation needed a live connection and there was none."""
+
+
+class SensorError(AiglooError):
+    """A sensor or station link failed or refused (BLE, EcoFlow protocol, cloud API)."""
