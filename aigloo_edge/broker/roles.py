@@ -81,6 +81,16 @@ def service_grants(topics: Topics, role: str) -> list[Grant]:
             Grant("write", topics.fans_profile(), "fan profile state"),
             Grant("read", topics.filter("power_output_set"), "station output commands"),
             Grant("read", topics.fans_profile_set(), "fan profile commands"),
+            Grant(
+                "write",
+                topics.power_output_set("dc"),
+                "fans on the 12 V output (fans driver ecoflow-dc)",
+            ),
+            Grant(
+                "readwrite",
+                topics.tree("fans", "driver"),
+                "a fan controller board's own topics (fans driver mqtt)",
+            ),
         ],
         "rules": [
             Grant("read", "#", "every signal, also custom signals outside the base topic"),
