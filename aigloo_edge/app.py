@@ -63,6 +63,8 @@ def _component_runs(config: AgentConfig, enabled: Sequence[str]) -> list[Corouti
         runs.extend(_gateway_runs(config))
     if "rules" in enabled:
         runs.extend(_rules_runs(config))
+    if {"sensors", "fans"} & set(enabled):
+        runs.extend(_sensor_runs(config, enabled))
     log.info("starting %s for node %s", ", ".join(enabled), config.node)
     return runs
 
@@ -128,3 +130,19 @@ def _rules_runs(config: AgentConfig) -> list[Coroutine[Any, Any, None]]:
     assert config.rules is not None  # the config model guarantees it
     session = Session(config.broker.settings_for("rules"), component="rules")
     return [session.run(), RulesRunner(session, config.rules).run()]
+
+
+def _sensor_runs(config: AgentConfig, enabled: Sequence[str]) -> list[Coroutine[Any, Any, None]]:
+    """The sensor bridge and the fans share one session: the `sensors` role and its bridge."""
+    from aigloo_edge.mqtt import Session
+
+    session = Session(config.broker.settings_for("sensors"), component="sensors")
+    runs: list[Coroutine[Any, Any, None]] = [session.run()]
+    if "sensors" in enabled:
+        raise ValueError("the sensor bridge's sources are not wired into `aigloo run` yet")
+    if "fans" in enabled:
+        from aigloo_edge.sensors.fans import FanController
+
+        assert config.fans is not None  # the config model guarantees it
+        runs.append(FanController(session, config.fans).run())
+    return runs

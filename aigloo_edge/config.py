@@ -21,10 +21,13 @@ from pydantic import (
 from aigloo_edge.mqtt.settings import MqttSettings, TlsSettings
 from aigloo_edge.payloads import Id, Role
 from aigloo_edge.rules.model import Duration
+from aigloo_edge.sensors.settings import FansConfig, SensorsConfig
 from aigloo_edge.topics import validate_base
 from aigloo_edge.yamlfile import read_yaml, validate
 
-ComponentName = Literal["agent", "waker", "inference", "dispatcher", "gateway", "rules"]
+ComponentName = Literal[
+    "agent", "waker", "inference", "dispatcher", "gateway", "rules", "sensors", "fans"
+]
 SourceName = Literal["psutil", "powermetrics", "macmon"]
 ALL_SOURCES: tuple[SourceName, ...] = ("psutil", "powermetrics", "macmon")
 DEFAULT_COMPONENTS: tuple[ComponentName, ...] = ("agent",)
@@ -34,6 +37,8 @@ SECTIONED_COMPONENTS: tuple[ComponentName, ...] = (
     "dispatcher",
     "gateway",
     "rules",
+    "sensors",
+    "fans",
 )
 MacAddress = Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$")]
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -319,6 +324,8 @@ class AgentConfig(Strict):
     dispatcher: DispatcherConfig | None = None
     gateway: GatewayConfig | None = None
     rules: RulesConfig | None = None
+    sensors: SensorsConfig | None = None
+    fans: FansConfig | None = None
 
     @model_validator(mode="after")
     def _sections_match_components(self) -> Self:

@@ -18,6 +18,7 @@ COMPONENT_COMMANDS: dict[str, set[str] | None] = {
     "agent": {"agent", "inference"},
     "dispatch": {"dispatcher"},
     "gateway": {"gateway"},
+    "sensors": {"sensors", "fans"},
 }
 
 

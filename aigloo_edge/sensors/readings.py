@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-SourceName = Literal["ecoflow_ble", "ecoflow_cloud", "mqtt_map", "twin", "thermopro"]
+StationSource = Literal["ecoflow_ble", "ecoflow_cloud", "mqtt_map", "twin"]
+SourceName = StationSource | Literal["thermopro"]
 OutputName = Literal["ac", "dc"]
 
 
@@ -41,7 +42,7 @@ class StationReading:
     dc: bool | None = None
     usb: bool | None = None
     at: float = 0.0
-    source: SourceName = "ecoflow_ble"
+    source: StationSource = "ecoflow_ble"
 
 
 @dataclass(frozen=True, slots=True)
