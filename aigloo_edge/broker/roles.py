@@ -75,6 +75,7 @@ def service_grants(topics: Topics, role: str) -> list[Grant]:
     commands = [Grant("write", c, "command") for c in _commands(topics)]
     table: dict[str, list[Grant]] = {
         "sensors": [
+            Grant("read", "#", "mqtt_map: readings other systems publish, wherever they are"),
             Grant("write", topics.battery(), "station state"),
             Grant("write", topics.solar(), "solar input"),
             Grant("write", topics.tree("env"), "probe readings"),
