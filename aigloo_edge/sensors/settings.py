@@ -151,9 +151,7 @@ class FansConfig(_Strict):
     """What turns the six fans, and the duty % of each profile."""
 
     driver: FanDriverName = "dry-run"
-    duty: dict[FanProfile, float] = Field(
-        default_factory=lambda: dict(DEFAULT_DUTY)
-    )
+    duty: dict[FanProfile, float] = Field(default_factory=lambda: dict(DEFAULT_DUTY))
     mqtt: FanMqttDriver | None = None
     commands: dict[FanProfile, list[str]] | None = Field(
         default=None, description="driver command: the command line of each profile"
