@@ -139,7 +139,12 @@ def _sensor_runs(config: AgentConfig, enabled: Sequence[str]) -> list[Coroutine[
     session = Session(config.broker.settings_for("sensors"), component="sensors")
     runs: list[Coroutine[Any, Any, None]] = [session.run()]
     if "sensors" in enabled:
-        raise ValueError("the sensor bridge's sources are not wired into `aigloo run` yet")
+        from aigloo_edge.sensors.bridge import SensorBridge
+        from aigloo_edge.sensors.sources import build_sources
+
+        assert config.sensors is not None  # the config model guarantees it
+        sources, switch = build_sources(config.sensors, session)
+        runs.append(SensorBridge(session, config.sensors, sources, switch).run())
     if "fans" in enabled:
         from aigloo_edge.sensors.fans import FanController
 

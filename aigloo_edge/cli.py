@@ -218,6 +218,12 @@ def gateway(config_file: ConfigFile) -> None:
 
 
 @app.command()
+def sensors(config_file: ConfigFile) -> None:
+    """Run only the sensor bridge and the fans of a machine's config."""
+    _run_components(config_file, {"sensors", "fans"})
+
+
+@app.command()
 def infer(
     prompt: Annotated[str, typer.Argument(help="What to ask.")],
     model: Annotated[
