@@ -8,10 +8,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aigloo_edge.app import run_machine
-from aigloo_edge.payloads import Battery, BridgeRejected, Climate, FanProfileState
+from aigloo_edge.payloads import Battery, BridgeRejected, Climate, FanProfileState, Solar
 from aigloo_edge.runtime import cancel_and_wait
+from aigloo_edge.sensors.bridge import SensorBridge
+from aigloo_edge.sensors.ecoflow import EcoflowBleSource, Timeouts
+from aigloo_edge.sensors.settings import EcoflowBleConfig, SensorsConfig
 from tests.support.broker import RunningBroker
 from tests.support.collect import Collector
+from tests.support.ecoflow_station import EmulatedStation
 from tests.support.node import node_config
 
 MAPPED = {
@@ -80,3 +84,37 @@ async def test_the_fans_apply_a_profile_and_a_readonly_station_refuses_outputs(
             await admin.publish(topics.power_output_set("ac"), b"off")
             report = BridgeRejected.from_json((await rejected.next()).payload)
             assert "no station source here can switch outputs" in report.reason
+
+
+async def test_the_station_over_ble_reaches_the_bus_and_obeys_an_output_command(
+    broker: RunningBroker,
+) -> None:
+    """Emulated RIVER 2 → battery and solar on the bus; `power/ac/set on` → the station's AC
+    output switches and the next battery payload says so."""
+    station = EmulatedStation(user_id="1234567890")
+    config = EcoflowBleConfig(
+        serial=station.serial, user_id="1234567890", address=station.address, capacity_wh=768
+    )
+    source = EcoflowBleSource(
+        config, station, None, timeouts=Timeouts(handshake=1, resend=0.1, stale=0.5, command=1)
+    )
+    topics = broker.topics
+    async with broker.session("admin") as admin, broker.session("sensors") as session:
+        battery = Collector(admin, topics.battery())
+        solar = Collector(admin, topics.solar())
+        await admin.sync_subscriptions()
+        bridge = SensorBridge(session, SensorsConfig(ecoflow_ble=config), {"ble": source}, source)
+        await session.sync_subscriptions()
+        task = asyncio.create_task(bridge.run())
+        try:
+            first = Battery.from_json((await battery.next()).payload)
+            while first.outputs.ac is None:  # the status packet with the outputs comes next
+                first = Battery.from_json((await battery.next()).payload)
+            assert (first.soc_pct, first.source, first.outputs.ac) == (81.5, "ecoflow_ble", False)
+            assert Solar.from_json((await solar.next()).payload).watts == 96
+            await admin.publish(topics.power_output_set("ac"), b'{"state": "on", "id": "c1"}')
+            while not Battery.from_json((await battery.next()).payload).outputs.ac:
+                pass
+            assert station.log.commands == [("ac", True)]
+        finally:
+            await cancel_and_wait(task)
