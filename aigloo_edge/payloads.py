@@ -67,6 +67,21 @@ class Payload(Wire):
             raise PayloadError(describe_validation_error(exc)) from exc
 
 
+def json_kind(value: object) -> str:
+    """What a JSON value is, for a message that must not echo the value itself."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     """One line per problem, `field: reason`, without echoing the offending input."""
     parts = []

@@ -40,6 +40,7 @@ from pydantic import SecretStr
 from aigloo_edge.errors import PayloadError, SensorError
 from aigloo_edge.mqtt.backoff import Backoff
 from aigloo_edge.mqtt.settings import MqttSettings, TlsSettings
+from aigloo_edge.payloads import json_kind
 from aigloo_edge.runtime import cancel_and_wait
 from aigloo_edge.sensors.readings import Lost, OutputName, Sink, StationReading
 from aigloo_edge.sensors.settings import EcoflowCloudConfig
@@ -299,7 +300,7 @@ def _number(flat: Mapping[str, Any], key: str, low: float, high: float) -> float
         return None
     value = flat[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PayloadError(f"{key}: expected a number, got {_kind(value)}")
+        raise PayloadError(f"{key}: expected a number, got {json_kind(value)}")
     try:
         number = float(value)
     except OverflowError:
@@ -319,7 +320,7 @@ def _flag(flat: Mapping[str, Any], key: str) -> bool | None:
         return value
     if isinstance(value, int) and value in (0, 1):
         return value == 1
-    raise PayloadError(f"{key}: expected 0 or 1, got {_kind(value)}")
+    raise PayloadError(f"{key}: expected 0 or 1, got {json_kind(value)}")
 
 
 def _solar(flat: Mapping[str, Any]) -> float | None:
@@ -348,20 +349,6 @@ def _remaining(flat: Mapping[str, Any]) -> float | None:
 
 def _estimate(minutes: float | None) -> float | None:
     return None if minutes is None or minutes >= IDLE_REMAINING_MIN else minutes
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 # --- set commands (pure) ----------------------------------------------------------------------

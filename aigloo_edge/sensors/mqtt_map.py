@@ -29,6 +29,7 @@ from paho.mqtt.client import topic_matches_sub
 
 from aigloo_edge.errors import ConfigError, PayloadError
 from aigloo_edge.mqtt import Inbound, Route, Session
+from aigloo_edge.payloads import json_kind
 from aigloo_edge.sensors.readings import ClimateReading, Lost, Reading, Sink, StationReading
 from aigloo_edge.sensors.settings import MappedValue, MqttMapConfig
 
@@ -127,7 +128,7 @@ def _number(value: Any) -> float:
         except ValueError:
             raise PayloadError("expected a number, got text") from None
     if not isinstance(value, int | float):
-        raise PayloadError(f"expected a number, got {_kind(value)}")
+        raise PayloadError(f"expected a number, got {json_kind(value)}")
     try:
         number = float(value)
     except OverflowError:
@@ -148,19 +149,7 @@ def _flag(value: Any) -> bool:
             return True
         if text in FALSE_TEXT:
             return False
-    raise PayloadError(f"expected on/off, true/false or 1/0, got {_kind(value)}")
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+    raise PayloadError(f"expected on/off, true/false or 1/0, got {json_kind(value)}")
 
 
 # --- the mapper (pure) ------------------------------------------------------------------------
