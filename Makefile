@@ -49,6 +49,7 @@ bench: setup
 	$(BIN)/python benchmarks/agent_footprint.py
 	$(BIN)/python benchmarks/inference.py
 	$(BIN)/python benchmarks/rules.py
+	$(BIN)/python benchmarks/sensors.py
 
 clean:
 	rm -rf $(VENV) .aigloo .mypy_cache .ruff_cache .pytest_cache
