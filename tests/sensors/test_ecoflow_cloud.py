@@ -23,17 +23,15 @@ from aiohttp import web
 from aigloo_edge.errors import PayloadError, SensorError
 from aigloo_edge.mqtt import Inbound, MqttSettings, Session
 from aigloo_edge.runtime import cancel_and_wait
-from aigloo_edge.sensors.ecoflow_cloud import (
+from aigloo_edge.sensors.ecoflow_api import (
     CloudCredentials,
-    EcoflowCloudSource,
     canonical_string,
     flatten_params,
-    parse_set_reply,
-    quota_to_reading,
     request_certificate,
-    set_command,
     signed_headers,
 )
+from aigloo_edge.sensors.ecoflow_cloud import EcoflowCloudSource
+from aigloo_edge.sensors.ecoflow_quota import parse_set_reply, quota_to_reading, set_command
 from aigloo_edge.sensors.readings import Lost, Reading, StationReading
 from aigloo_edge.sensors.settings import EcoflowCloudConfig
 from tests.support.broker import RunningBroker
