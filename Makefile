@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 13) else "Python 3.11-3.13 is needed, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,inference,ble]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,inference,ble,twin]'
 	@touch $@
 
 .PHONY: ensure-mosquitto
@@ -50,6 +50,7 @@ bench: setup
 	$(BIN)/python benchmarks/inference.py
 	$(BIN)/python benchmarks/rules.py
 	$(BIN)/python benchmarks/sensors.py
+	$(BIN)/python benchmarks/simulate.py
 
 clean:
 	rm -rf $(VENV) .aigloo .mypy_cache .ruff_cache .pytest_cache
