@@ -65,6 +65,8 @@ def _component_runs(config: AgentConfig, enabled: Sequence[str]) -> list[Corouti
         runs.extend(_rules_runs(config))
     if {"sensors", "fans"} & set(enabled):
         runs.extend(_sensor_runs(config, enabled))
+    if "twin" in enabled:
+        runs.extend(_twin_runs(config))
     log.info("starting %s for node %s", ", ".join(enabled), config.node)
     return runs
 
@@ -151,3 +153,11 @@ def _sensor_runs(config: AgentConfig, enabled: Sequence[str]) -> list[Coroutine[
         assert config.fans is not None  # the config model guarantees it
         runs.append(FanController(session, config.fans).run())
     return runs
+
+
+def _twin_runs(config: AgentConfig) -> list[Coroutine[Any, Any, None]]:
+    """The live twin: the station, the probes, the fans and the machines it plays."""
+    from aigloo_edge.twin.live import LiveTwin
+
+    assert config.twin is not None  # the config model guarantees it
+    return [LiveTwin(config).run()]

@@ -26,7 +26,7 @@ from aigloo_edge.topics import validate_base
 from aigloo_edge.yamlfile import read_yaml, validate
 
 ComponentName = Literal[
-    "agent", "waker", "inference", "dispatcher", "gateway", "rules", "sensors", "fans"
+    "agent", "waker", "inference", "dispatcher", "gateway", "rules", "sensors", "fans", "twin"
 ]
 SourceName = Literal["psutil", "powermetrics", "macmon"]
 ALL_SOURCES: tuple[SourceName, ...] = ("psutil", "powermetrics", "macmon")
@@ -39,6 +39,7 @@ SECTIONED_COMPONENTS: tuple[ComponentName, ...] = (
     "rules",
     "sensors",
     "fans",
+    "twin",
 )
 MacAddress = Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$")]
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -303,6 +304,37 @@ class RulesConfig(Strict):
         return _relative(value, (info.context or {}).get("base_dir"))
 
 
+class TwinConfig(Strict):
+    """The live digital twin: a scenario's rig, played in real time (or faster) over MQTT.
+
+    It publishes what the sensor bridge and the agents of `nodes` would, and obeys the same
+    commands (fans, station outputs, the played machines' sleep and wake), so the other
+    components run unchanged against it. Run it with no `sensors` or `fans` component beside it:
+    it is the station, the probes and the fans.
+    """
+
+    scenario: Path = Field(description="scenario file (scenarios/*.yaml)")
+    speed: float = Field(
+        default=1.0, gt=0, le=10_000, description="simulated seconds per second of wall time"
+    )
+    nodes: list[Id] = Field(
+        default_factory=lambda: ["studio", "mbp", "air"],
+        description="the machines it plays (their agents); the machine running it is real",
+    )
+
+    @field_validator("scenario")
+    @classmethod
+    def _scenario_path(cls, value: Path, info: ValidationInfo) -> Path:
+        return _relative(value, (info.context or {}).get("base_dir"))
+
+    @field_validator("nodes")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("a node is listed twice")
+        return value
+
+
 def _relative(path: Path, base_dir: Path | None) -> Path:
     path = path.expanduser()
     return path if path.is_absolute() or base_dir is None else base_dir / path
@@ -326,6 +358,7 @@ class AgentConfig(Strict):
     rules: RulesConfig | None = None
     sensors: SensorsConfig | None = None
     fans: FansConfig | None = None
+    twin: TwinConfig | None = None
 
     @model_validator(mode="after")
     def _sections_match_components(self) -> Self:
@@ -338,7 +371,23 @@ class AgentConfig(Strict):
             raise ValueError("'inference' runs inside the node agent: add 'agent' to components")
         if len(set(self.components)) != len(self.components):
             raise ValueError("a component is listed twice")
+        if self.twin is not None:
+            self._twin_fits(self.twin)
         return self
+
+    def _twin_fits(self, twin: TwinConfig) -> None:
+        """The twin is the station, the probes, the fans and its nodes: nothing else may be."""
+        doubled = {"sensors", "fans"} & set(self.components)
+        if doubled:
+            raise ValueError(
+                "the twin is the station, the probes and the fans: drop "
+                f"{' and '.join(sorted(doubled))} from components, or the twin"
+            )
+        if "agent" in self.components and self.node in twin.nodes:
+            raise ValueError(
+                f"{self.node!r} runs its own agent here: the twin cannot also play it "
+                "(remove it from twin.nodes)"
+            )
 
 
 def load_config(path: Path) -> AgentConfig:
@@ -359,6 +408,7 @@ __all__ = [
     "RulesConfig",
     "RulesSafetyConfig",
     "TelemetryConfig",
+    "TwinConfig",
     "UpstreamConfig",
     "WakePolicyConfig",
     "WakeTarget",

@@ -130,6 +130,8 @@ def _print_where_to_look(
         _print_inference(console, config)
     if config is not None and config.rules is not None:
         _print_rules(console, config, topics)
+    if config is not None and config.twin is not None:
+        _print_twin(console, config, topics)
     console.print("Ctrl-C stops everything.")
 
 
@@ -156,3 +158,30 @@ def _print_rules(console: Console, config: AgentConfig, topics: Topics) -> None:
         highlight=False,
     )
     console.print("  aigloo rules explain fans-max-when-hot", markup=False, highlight=False)
+
+
+def _print_twin(console: Console, config: AgentConfig, topics: Topics) -> None:
+    assert config.twin is not None
+    twin = config.twin
+    console.print(
+        f"digital twin: scenario {twin.scenario} at {twin.speed:g}x real time, playing "
+        f"{', '.join(twin.nodes)} (this machine, {config.node}, is real)",
+        markup=False,
+        highlight=False,
+    )
+    readings = ", ".join(
+        [topics.battery(), topics.solar(), topics.filter("env_climate"), topics.fans_profile()]
+    )
+    console.print(f"  the station, probes and fans: {readings}", markup=False, highlight=False)
+    played = ", ".join(topics.tree("nodes", node) for node in twin.nodes)
+    console.print(
+        f"  the played machines: {played} (availability, info, telemetry, power)",
+        markup=False,
+        highlight=False,
+    )
+    console.print(
+        f"  it obeys {topics.fans_profile_set()}, {topics.filter('power_output_set')} and "
+        f"{topics.filter('node_power_set')} (sleep/wake of the machines it plays)",
+        markup=False,
+        highlight=False,
+    )

@@ -1,5 +1,6 @@
 """`aigloo up` as a user runs it: the broker and agents/local.yaml's components (agent, worker,
-dispatcher, gateway, rules); a prompt through the gateway; Ctrl-C stops everything cleanly."""
+dispatcher, gateway, rules, the live twin); a prompt through the gateway; Ctrl-C stops everything
+cleanly."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import httpx
 
 from aigloo_edge.broker import init_broker
 from aigloo_edge.mqtt import Session, load_credentials
-from aigloo_edge.payloads import NodeTelemetry, RuleState
+from aigloo_edge.payloads import Battery, NodeTelemetry, RuleState
 from aigloo_edge.runtime import cancel_and_wait
 from tests.support.broker import free_port
 from tests.support.collect import Collector
@@ -23,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_up_runs_the_rig_and_stops_on_ctrl_c(tmp_path: Path, demo_cache: Path) -> None:
-    """`aigloo up` serves the broker, the agent's telemetry, the shipped rules and prompts through
-    the gateway; SIGINT stops everything, exit 0."""
+    """`aigloo up` serves the broker, the agent's telemetry, the twin's station, the shipped rules
+    and prompts through the gateway; SIGINT stops everything, exit 0."""
     directory = tmp_path / "broker"
     ports = {"mqtt": free_port(), "websockets": free_port(), "tls": free_port()}
     gateway = free_port()
@@ -50,16 +51,20 @@ async def test_up_runs_the_rig_and_stops_on_ctrl_c(tmp_path: Path, demo_cache: P
     availability = Collector(session, t.node_availability("mini"))
     telemetry = Collector(session, t.node_telemetry("mini"))
     rule = Collector(session, t.rule_state("fans-max-when-hot"))
+    battery = Collector(session, t.battery())
     task: asyncio.Task[None] | None = None
     try:
         async with asyncio.timeout(20):
             banner = (await process.stdout.readline()).decode()
         assert f"mqtt {ports['mqtt']}" in banner
+        printed = await _printout(process.stdout)
+        assert "digital twin: scenario" in printed, printed
         task = asyncio.create_task(session.run())
         await session.wait_connected(10)
         assert await availability.value_on(t.node_availability("mini"), timeout=15) == b"online"
         reading = NodeTelemetry.from_json((await telemetry.next(timeout=15)).payload)
         assert reading.node == "mini"
+        assert Battery.from_json(await battery.value_on(t.battery(), 15)).source == "twin"
         state = RuleState.from_json(await rule.value_on(t.rule_state("fans-max-when-hot"), 15))
         assert (state.source or "").endswith("rules/thermal.yaml:9")
         assert "Paris" in await _ask_gateway(f"http://127.0.0.1:{gateway}/v1")
@@ -74,6 +79,17 @@ async def test_up_runs_the_rig_and_stops_on_ctrl_c(tmp_path: Path, demo_cache: P
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def _printout(stdout: asyncio.StreamReader) -> str:
+    """What `up` prints about where to look, down to its last line."""
+    lines: list[str] = []
+    async with asyncio.timeout(20):
+        while not lines or "Ctrl-C stops everything" not in lines[-1]:
+            lines.append((await stdout.readline()).decode())
+            if not lines[-1]:
+                break  # the process closed its output
+    return "".join(lines)
 
 
 async def _port_open(port: int) -> bool:
