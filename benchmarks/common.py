@@ -49,15 +49,21 @@ T = TypeVar("T")
 
 def free_port() -> int:
     """A TCP port on HOST that nothing listens on at the moment."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports, all held until chosen (the kernel may hand a closed one out again)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(socket.AF_INET)) for _ in range(count)]
+        for sock in socks:
+            sock.bind((HOST, 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def broker_ports() -> dict[str, int]:
-    """A free port for each of the broker's listeners."""
-    return {"mqtt": free_port(), "websockets": free_port(), "tls": free_port()}
+    """A distinct free port for each of the broker's listeners."""
+    return dict(zip(("mqtt", "websockets", "tls"), free_ports(3), strict=True))
 
 
 @dataclass

@@ -84,6 +84,7 @@ from common import (
     Child,
     DocsSection,
     free_port,
+    free_ports,
     parse_args,
     running,
     running_broker,
@@ -407,7 +408,7 @@ def running_rig(work: Path, model_dir: Path) -> Iterator[Rig]:
     hf_cache.mkdir()
     env = child_env()
     server_env = {**env, "HF_HUB_CACHE": str(hf_cache)}
-    server_port, no_cache_port = free_port(), free_port()
+    server_port, no_cache_port = free_ports(2)
     with contextlib.ExitStack() as stack:
         mqtt_port = stack.enter_context(running_broker(broker_dir)).ports["mqtt"]
         studio, mini, gateway_port = machine_configs(work, broker_dir, mqtt_port, model_dir)

@@ -17,7 +17,7 @@ from aigloo_edge.broker import init_broker
 from aigloo_edge.mqtt import Session, load_credentials
 from aigloo_edge.payloads import Battery, NodeTelemetry, RuleState
 from aigloo_edge.runtime import cancel_and_wait
-from tests.support.broker import free_port
+from tests.support.broker import free_ports
 from tests.support.collect import Collector
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,8 +27,8 @@ async def test_up_runs_the_rig_and_stops_on_ctrl_c(tmp_path: Path, demo_cache: P
     """`aigloo up` serves the broker, the agent's telemetry, the twin's station, the shipped rules
     and prompts through the gateway; SIGINT stops everything, exit 0."""
     directory = tmp_path / "broker"
-    ports = {"mqtt": free_port(), "websockets": free_port(), "tls": free_port()}
-    gateway = free_port()
+    *listeners, gateway = free_ports(4)
+    ports = dict(zip(("mqtt", "websockets", "tls"), listeners, strict=True))
     init_broker(directory, ports=ports)
     aigloo = Path(sys.executable).parent / "aigloo"
     machine = ROOT / "agents" / "local.yaml"

@@ -27,9 +27,21 @@ READY_TIMEOUT_S = 10.0
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: all held open until all are chosen, because the kernel may
+    hand a just-closed port out again (two listeners on one port: the broker exits at start)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+
+
+def broker_ports() -> dict[str, int]:
+    return dict(zip(("mqtt", "websockets", "tls"), free_ports(3), strict=True))
 
 
 def wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -127,7 +139,7 @@ class RunningBroker:
 
 def make_broker(tmp: Path, *, tls: bool = False) -> RunningBroker:
     base = f"t{uuid.uuid4().hex[:8]}/aigloo"
-    ports = {"mqtt": free_port(), "websockets": free_port(), "tls": free_port()}
+    ports = broker_ports()
     creds = init_broker(tmp, base_topic=base, ports=ports, tls=tls)
     broker = RunningBroker(tmp, creds, tls=tls)
     broker.start()
