@@ -52,7 +52,6 @@ from typing import Final
 import paho.mqtt.client as paho
 from common import (
     CONNECT_TIMEOUT_S,
-    DOCS_PATH,
     HOST,
     DocsSection,
     Samples,
@@ -636,10 +635,7 @@ def main() -> None:
     ):
         results = asyncio.run(measure(creds, cfg))
     text = report(results)
-    print(text)
-    if args.write_docs:
-        DOCS.write(text)
-        print(f"\nwrote to {DOCS_PATH}")
+    DOCS.show(text, write_docs=args.write_docs)
 
 
 if __name__ == "__main__":

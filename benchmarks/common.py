@@ -247,6 +247,13 @@ class DocsSection:
     def heading(self) -> str:
         return f"## {self.title} ({self.script})"
 
+    def show(self, report: str, *, write_docs: bool) -> None:
+        """Print the report; with `--write-docs`, also put it in docs/benchmarks.md."""
+        print(report)
+        if write_docs:
+            self.write(report)
+            print(f"\nwrote to {DOCS_PATH}")
+
     def render(self, report: str) -> str:
         today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         return "\n".join(

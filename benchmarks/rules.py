@@ -95,7 +95,6 @@ import paho.mqtt.client as paho
 import yaml
 from common import (
     CONNECT_TIMEOUT_S,
-    DOCS_PATH,
     HOST,
     DocsSection,
     Samples,
@@ -1506,10 +1505,7 @@ def main() -> None:
             check_world(ruleset, Topics(creds.base_topic), specs)
             bus = measure_bus(directory, creds, specs, cfg)
     text = report(core, bus, cfg)
-    print(text)
-    if args.write_docs:
-        DOCS.write(text)
-        print(f"\nwrote to {DOCS_PATH}")
+    DOCS.show(text, write_docs=args.write_docs)
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.backends.service import BleakGATTService
 from bus import connected, paho_client
-from common import DOCS_PATH, DocsSection, Samples, parse_args, running_broker, start_run, within
+from common import DocsSection, Samples, parse_args, running_broker, start_run, within
 
 from aigloo_edge.mqtt import Inbound, Session
 from aigloo_edge.mqtt.settings import Credentials
@@ -1086,10 +1086,7 @@ def main() -> None:
     ):
         latencies = asyncio.run(measure_latency(creds, cfg))
     text = report(thermopro, ecoflow, latencies, cfg)
-    print(text)
-    if args.write_docs:
-        DOCS.write(text)
-        print(f"\nwrote to {DOCS_PATH}")
+    DOCS.show(text, write_docs=args.write_docs)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from common import DOCS_PATH, DocsSection, parse_args, start_run
+from common import DocsSection, parse_args, start_run
 
 from aigloo_edge.rules.loader import RuleSet, load_rules
 from aigloo_edge.twin.model import Twin
@@ -190,10 +190,7 @@ def main() -> None:
     day_h = 6.0 if args.quick else 24.0
     speeds = measure_speed(load_scenario(DAY), rules, day_h, 1 if args.quick else REPEATS)
     text = report(baseline, ruled, speeds, day_h)
-    print(text)
-    if args.write_docs:
-        DOCS.write(text)
-        print(f"\nwrote to {DOCS_PATH}")
+    DOCS.show(text, write_docs=args.write_docs)
 
 
 if __name__ == "__main__":
