@@ -38,7 +38,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import socket
 import statistics
 import tempfile
 import threading
@@ -52,17 +51,15 @@ from typing import Final
 import paho.mqtt.client as paho
 from common import (
     CONNECT_TIMEOUT_S,
-    HOST,
     DocsSection,
     Samples,
+    paho_client,
+    paho_subscribe,
     parse_args,
     running_broker,
     start_run,
     within,
 )
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
 from aigloo_edge.mqtt.message import Inbound
 from aigloo_edge.mqtt.session import Session
@@ -80,7 +77,6 @@ MEASUREMENT_TIMEOUT_S: Final = 900.0
 NAGLE_SIGNATURE_US: Final = 20_000.0  # a delayed ACK is 40 ms; nothing else here is that slow
 GOAL_P50_RATIO: Final = 1.2
 GOAL_THROUGHPUT_RATIO: Final = 0.8
-NODELAY_OPTION: Final = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 log = logging.getLogger("benchmarks.bus")
 
@@ -289,53 +285,6 @@ async def _publish_batches(
 # --- raw paho side ---------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def paho_client(creds: Credentials, name: str) -> Iterator[paho.Client]:
-    """A connected paho client (MQTT v5, own network thread, TCP_NODELAY); disconnected on exit."""
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"{name}-{uuid.uuid4().hex[:10]}",
-        protocol=paho.MQTTv5,
-    )
-    client.username_pw_set(BENCH_USER, creds.password_for(BENCH_USER))
-    ready = threading.Event()
-
-    def on_connect(
-        _c: paho.Client, _u: object, _f: paho.ConnectFlags, rc: ReasonCode, _p: Properties | None
-    ) -> None:
-        if not rc.is_failure:
-            ready.set()
-
-    client.on_connect = on_connect
-    client.connect(HOST, creds.ports["mqtt"])
-    sock = client.socket()
-    if isinstance(sock, socket.socket):
-        sock.setsockopt(*NODELAY_OPTION)
-    client.loop_start()
-    try:
-        if not ready.wait(CONNECT_TIMEOUT_S):
-            raise RuntimeError(f"paho client {name} did not connect")
-        yield client
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
-def paho_subscribe(client: paho.Client, topic: str, qos: int) -> None:
-    """Subscribe and wait for the SUBACK."""
-    acked = threading.Event()
-
-    def on_subscribe(
-        _c: paho.Client, _u: object, _m: int, _rc: list[ReasonCode], _p: Properties | None
-    ) -> None:
-        acked.set()
-
-    client.on_subscribe = on_subscribe
-    client.subscribe(topic, qos)
-    if not acked.wait(CONNECT_TIMEOUT_S):
-        raise RuntimeError(f"no SUBACK for {topic}")
-
-
 class PahoReply:
     """The one outstanding reply of the sequential paho requester (set on its network thread)."""
 
@@ -361,8 +310,8 @@ def paho_round_trips(
 
     answer = PahoReply()
     with (
-        paho_client(creds, "bench-echo") as echo,
-        paho_client(creds, "bench-client") as client,
+        paho_client(creds, BENCH_USER, "bench-echo") as echo,
+        paho_client(creds, BENCH_USER, "bench-client") as client,
     ):
         echo.on_message = echo_message
         client.on_message = answer.on_message
@@ -423,8 +372,8 @@ def paho_throughput(creds: Credentials, topic: str, qos: int, cfg: Config) -> Ru
     counter = PahoCounter(cfg.messages)
     data = payload(0)
     with (
-        paho_client(creds, "bench-sub") as receiver,
-        paho_client(creds, "bench-pub") as sender,
+        paho_client(creds, BENCH_USER, "bench-sub") as receiver,
+        paho_client(creds, BENCH_USER, "bench-pub") as sender,
     ):
         receiver.on_message = counter.on_message
         paho_subscribe(receiver, topic, qos)

@@ -22,12 +22,19 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Final, TypeVar
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from aigloo_edge.broker.run import mosquitto_binary, prepare
 from aigloo_edge.broker.setup import init_broker
@@ -302,3 +309,56 @@ class Samples:
     @property
     def mean(self) -> float:
         return statistics.fmean(self.samples_us)
+
+
+# --- raw paho-mqtt clients, the baseline every bus figure is measured against ----------------
+
+NODELAY_OPTION: Final = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+@contextlib.contextmanager
+def paho_client(creds: Credentials, role: str, name: str) -> Iterator[paho.Client]:
+    """A connected paho client (MQTT v5, own network thread, TCP_NODELAY) as `role`;
+    disconnected on exit."""
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"{name}-{uuid.uuid4().hex[:10]}",
+        protocol=paho.MQTTv5,
+    )
+    client.username_pw_set(role, creds.password_for(role))
+    ready = threading.Event()
+
+    def on_connect(
+        _c: paho.Client, _u: object, _f: paho.ConnectFlags, rc: ReasonCode, _p: Properties | None
+    ) -> None:
+        if not rc.is_failure:
+            ready.set()
+
+    client.on_connect = on_connect
+    client.connect(HOST, creds.ports["mqtt"])
+    sock = client.socket()
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(*NODELAY_OPTION)
+    client.loop_start()
+    try:
+        if not ready.wait(CONNECT_TIMEOUT_S):
+            raise RuntimeError(f"paho client {name} did not connect")
+        yield client
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def paho_subscribe(client: paho.Client, topic: str, qos: int) -> None:
+    """Subscribe and wait for the SUBACK."""
+    acked = threading.Event()
+
+    def on_subscribe(
+        _c: paho.Client, _u: object, _m: int, _rc: list[ReasonCode], _p: Properties | None
+    ) -> None:
+        acked.set()
+
+    client.on_subscribe = on_subscribe
+    client.subscribe(topic, qos)
+    if not acked.wait(CONNECT_TIMEOUT_S):
+        raise RuntimeError(f"no SUBACK for {topic}")

@@ -78,14 +78,12 @@ import operator
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,17 +93,15 @@ import paho.mqtt.client as paho
 import yaml
 from common import (
     CONNECT_TIMEOUT_S,
-    HOST,
     DocsSection,
     Samples,
+    paho_client,
+    paho_subscribe,
     parse_args,
     running_broker,
     start_run,
     stop,
 )
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
 from aigloo_edge.broker.setup import credentials_path
 from aigloo_edge.mqtt.settings import Credentials, load_credentials
@@ -142,7 +138,6 @@ REPLY_TIMEOUT_S: Final = 5.0
 IDLE_TIMEOUT_S: Final = 5.0
 READY_TIMEOUT_S: Final = 30.0
 LATENCY_BLOCKS: Final = 10
-NODELAY_OPTION: Final = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 GOAL_P50_RATIO: Final = 1.5
 GOAL_P99_RATIO: Final = 3.0
 GOAL_EVENTS_PER_S: Final = 10_000.0
@@ -992,57 +987,10 @@ def _serve_paho(kind: str, creds: Credentials, spec: dict[str, str], progress: P
 
     with paho_client(creds, "rules", f"bench-{kind}") as client:
         client.on_message = echo if kind == "echo" else count
-        paho_subscribe(client, spec["topic"])
+        paho_subscribe(client, spec["topic"], 1)
         progress.say("ready")
         while not stopping.wait(PROGRESS_IDLE_S):
             progress.report_if_changed()
-
-
-@contextlib.contextmanager
-def paho_client(creds: Credentials, role: str, name: str) -> Iterator[paho.Client]:
-    """A connected paho client (MQTT v5, own network thread, TCP_NODELAY) as `role`."""
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"{name}-{uuid.uuid4().hex[:10]}",
-        protocol=paho.MQTTv5,
-    )
-    client.username_pw_set(role, creds.password_for(role))
-    ready = threading.Event()
-
-    def on_connect(
-        _c: paho.Client, _u: object, _f: paho.ConnectFlags, rc: ReasonCode, _p: Properties | None
-    ) -> None:
-        if not rc.is_failure:
-            ready.set()
-
-    client.on_connect = on_connect
-    client.connect(HOST, creds.ports["mqtt"])
-    sock = client.socket()
-    if isinstance(sock, socket.socket):
-        sock.setsockopt(*NODELAY_OPTION)
-    client.loop_start()
-    try:
-        if not ready.wait(CONNECT_TIMEOUT_S):
-            raise RuntimeError(f"paho client {name} did not connect")
-        yield client
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
-def paho_subscribe(client: paho.Client, topic: str) -> None:
-    """Subscribe at QoS 1 and wait for the SUBACK."""
-    acked = threading.Event()
-
-    def on_subscribe(
-        _c: paho.Client, _u: object, _m: int, _rc: list[ReasonCode], _p: Properties | None
-    ) -> None:
-        acked.set()
-
-    client.on_subscribe = on_subscribe
-    client.subscribe(topic, 1)
-    if not acked.wait(CONNECT_TIMEOUT_S):
-        raise RuntimeError(f"no SUBACK for {topic}")
 
 
 class ChildLink:
@@ -1323,7 +1271,7 @@ def measure_bus(
         ):
             replies = Replies()
             admin.on_message = replies.on_message
-            paho_subscribe(admin, topics.fans_profile_set())
+            paho_subscribe(admin, topics.fans_profile_set(), 1)
             refresh(admin, topics, runner)
             results.latencies = measure_latency(sensors, replies, topics, echo_topic, cfg)
             for repeat in range(cfg.repeats):

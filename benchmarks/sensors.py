@@ -77,8 +77,16 @@ from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.backends.service import BleakGATTService
-from bus import connected, paho_client
-from common import DocsSection, Samples, parse_args, running_broker, start_run, within
+from bus import connected
+from common import (
+    DocsSection,
+    Samples,
+    paho_client,
+    parse_args,
+    running_broker,
+    start_run,
+    within,
+)
 
 from aigloo_edge.mqtt import Inbound, Session
 from aigloo_edge.mqtt.settings import Credentials
@@ -928,7 +936,7 @@ async def measure_latency(creds: Credentials, cfg: Config) -> list[Latency]:
         await subscriber.sync_subscriptions()
         task = asyncio.create_task(bridge.run())
         try:
-            with paho_client(creds, "bench-paho") as raw:
+            with paho_client(creds, "admin", "bench-paho") as raw:
                 rig = Rig(
                     session,
                     puts,
