@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from aigloo_edge.app import run_machine
 from aigloo_edge.mqtt import Session
 from aigloo_edge.payloads import (
     BridgeRejected,
@@ -28,10 +27,9 @@ from aigloo_edge.rules.explain import NoRuleStateError, fetch_rule_state
 from aigloo_edge.rules.loader import load_rules
 from aigloo_edge.rules.replay import replay
 from aigloo_edge.rules.report import explain_lines
-from aigloo_edge.runtime import cancel_and_wait
 from tests.support.broker import RunningBroker
 from tests.support.collect import Collector
-from tests.support.node import node_config
+from tests.support.node import machine_running, node_config
 
 HOT_RULES = """
 defaults:
@@ -61,15 +59,8 @@ async def rules_running(
     section.setdefault("state_file", str(tmp_path / "state" / "rules.sqlite3"))
     section.setdefault("safety", {"settle": 0.2, "startup_grace": 2, "reassert": 1})
     config = node_config(broker, "mini", components=["rules"], rules=section)
-    task = asyncio.create_task(run_machine(config))
-    try:
-        async with broker.session("admin", component="wait-rules") as admin:
-            seen = Collector(admin, broker.topics.bridge_availability("rules"))
-            while (await seen.next(10)).payload != b"online":
-                pass
+    async with machine_running(broker, config, "rules"):
         yield
-    finally:
-        await cancel_and_wait(task)
 
 
 async def climate(sensors: Session, celsius: float) -> None:

@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aigloo_edge.app import run_machine
 from aigloo_edge.payloads import Battery, BridgeRejected, Climate, FanProfileState, Solar
 from aigloo_edge.runtime import cancel_and_wait
 from aigloo_edge.sensors.bridge import SensorBridge
@@ -16,7 +15,7 @@ from aigloo_edge.sensors.settings import EcoflowBleConfig, SensorsConfig
 from tests.support.broker import RunningBroker
 from tests.support.collect import Collector
 from tests.support.ecoflow_station import EmulatedStation
-from tests.support.node import node_config
+from tests.support.node import machine_running, node_config
 
 MAPPED = {
     "mqtt_map": {
@@ -33,15 +32,8 @@ MAPPED = {
 @contextlib.asynccontextmanager
 async def bridge_running(broker: RunningBroker, **sections: Any) -> AsyncIterator[None]:
     config = node_config(broker, "mini", components=["sensors", "fans"], **sections)
-    task = asyncio.create_task(run_machine(config))
-    try:
-        async with broker.session("admin", component="wait-sensors") as admin:
-            seen = Collector(admin, broker.topics.bridge_availability("sensors"))
-            while (await seen.next(10)).payload != b"online":
-                pass
+    async with machine_running(broker, config, "sensors"):
         yield
-    finally:
-        await cancel_and_wait(task)
 
 
 async def test_mapped_readings_become_the_contracts_battery_and_climate(

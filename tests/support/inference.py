@@ -18,7 +18,7 @@ from aigloo_edge.payloads import InferChunk, InferFinal, InferReplyMessage, Infe
 from aigloo_edge.runtime import cancel_and_wait
 from tests.support.broker import RunningBroker
 from tests.support.collect import Collector
-from tests.support.node import node_config
+from tests.support.node import machine_running, node_config
 
 MODEL = "smollm2"
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
@@ -79,15 +79,8 @@ async def dispatcher_running(broker: RunningBroker, **section: Any) -> AsyncIter
     section.setdefault("accept_timeout_s", 10.0)  # generous: a loaded CI machine is slow
     instance = section.get("instance", "dispatcher")
     config = node_config(broker, "mini", components=["dispatcher"], dispatcher=section)
-    task = asyncio.create_task(run_machine(config))
-    try:
-        async with broker.session("admin", component=f"wait-{instance}") as admin:
-            seen = Collector(admin, broker.topics.bridge_availability(instance))
-            while (await seen.next(10)).payload != b"online":
-                pass
+    async with machine_running(broker, config, instance):
         yield
-    finally:
-        await cancel_and_wait(task)
 
 
 @contextlib.asynccontextmanager
