@@ -407,8 +407,8 @@ class RulesEngine:
             for rule in self.ruleset.rules
             if (t := self._phase_ends(rule, self.snapshot.rules[rule.id])) is not None
         ]
-        signals = set().union(*(e.signals for r in self.ruleset.rules for e in _expressions(r)))
-        for extra in (self.store.next_change(signals), self.arbiter.next_change()):
+        # `_readers` is keyed by every signal some rule reads.
+        for extra in (self.store.next_change(self._readers), self.arbiter.next_change()):
             if extra is not None:
                 times.append(extra)
         times.append(self.started + self.limits.settle_s)
