@@ -110,7 +110,7 @@ from aigloo_edge.rules.arbiter import SafetyLimits
 from aigloo_edge.rules.catalog import rule_signal
 from aigloo_edge.rules.engine import RulesEngine
 from aigloo_edge.rules.loader import RuleSet, load_rule_files
-from aigloo_edge.rules.units import Value
+from aigloo_edge.rules.units import Value, celsius_to_fahrenheit
 from aigloo_edge.topics import Topics
 
 log = logging.getLogger("benchmarks.rules")
@@ -200,20 +200,18 @@ NODE_NUMBERS: Final[dict[str, tuple[float, float, float, float, float]]] = {
 NODE_FIELDS: Final = ("cpu_pct", "gpu_pct", "memory_pct", "power_w", "temperature_c")
 
 
-def _c_to_f(celsius: float) -> float:
-    return celsius * 9 / 5 + 32
-
-
 def steady_state() -> dict[str, Value]:
     """Every signal the rules read, at the value the world holds it (°F derived as the runner
     derives it)."""
     values: dict[str, Value] = dict(NUMBERS)
     for probe in PROBES:
-        values[f"env.{probe}.temperature_f"] = _c_to_f(float(NUMBERS[f"env.{probe}.temperature_c"]))
+        values[f"env.{probe}.temperature_f"] = celsius_to_fahrenheit(
+            float(NUMBERS[f"env.{probe}.temperature_c"])
+        )
     for node, numbers in NODE_NUMBERS.items():
         for name, number in zip(NODE_FIELDS, numbers, strict=True):
             values[f"nodes.{node}.{name}"] = number
-        values[f"nodes.{node}.temperature_f"] = _c_to_f(numbers[4])
+        values[f"nodes.{node}.temperature_f"] = celsius_to_fahrenheit(numbers[4])
         values[f"nodes.{node}.thermal_pressure"] = "nominal"
         values[f"nodes.{node}.power"] = "awake"
         values[f"nodes.{node}.online"] = True
@@ -715,8 +713,11 @@ def time_floor_observe(core: Core, calls: int) -> float:
 def time_engine_flip(core: Core, calls: int) -> float:
     """FLIP hot and cold alternately: every call fires or releases the flip rule."""
     engine, now, elapsed, commands = core.engine, core.engine_now, 0, 0
-    hot: list[tuple[str, Value]] = [(FLIP, FLIP_HOT_C), (FLIP_F, _c_to_f(FLIP_HOT_C))]
-    cold: list[tuple[str, Value]] = [(FLIP, FLIP_COLD_C), (FLIP_F, _c_to_f(FLIP_COLD_C))]
+    hot: list[tuple[str, Value]] = [(FLIP, FLIP_HOT_C), (FLIP_F, celsius_to_fahrenheit(FLIP_HOT_C))]
+    cold: list[tuple[str, Value]] = [
+        (FLIP, FLIP_COLD_C),
+        (FLIP_F, celsius_to_fahrenheit(FLIP_COLD_C)),
+    ]
     for _ in range(calls // BLOCK):
         started = time.perf_counter_ns()
         for k in range(BLOCK):

@@ -26,14 +26,16 @@ from aigloo_edge.payloads import (
 )
 from aigloo_edge.rules.catalog import SignalSpec, node_signals, probe_signals
 from aigloo_edge.rules.signal_defs import CustomSignal
-from aigloo_edge.rules.units import BoolType, NumberType, TextType, Value
+from aigloo_edge.rules.units import (
+    BoolType,
+    NumberType,
+    TextType,
+    Value,
+    celsius_to_fahrenheit,
+)
 from aigloo_edge.topics import Topics
 
 Reading = tuple[str, Value | None]
-
-
-def _c_to_f(celsius: float) -> float:
-    return celsius * 9 / 5 + 32
 
 
 class Readings:
@@ -110,7 +112,7 @@ class Readings:
             return [(name, None) for name in names]
         values: list[float | None] = [
             climate.temperature_c,
-            _c_to_f(climate.temperature_c),
+            celsius_to_fahrenheit(climate.temperature_c),
             climate.humidity_pct,
             climate.battery_pct,
             climate.rssi_dbm,
@@ -159,7 +161,7 @@ class Readings:
             "memory_pct": t.memory_pct,
             "power_w": power,
             "temperature_c": hottest,
-            "temperature_f": None if hottest is None else _c_to_f(hottest),
+            "temperature_f": None if hottest is None else celsius_to_fahrenheit(hottest),
             "thermal_pressure": t.thermal_pressure,
             "infer_queue": None if t.infer_queue is None else float(t.infer_queue),
             "battery_pct": t.battery.soc_pct if t.battery else None,

@@ -105,3 +105,8 @@ class TextType:
 ValueType = NumberType | BoolType | TextType
 Value = float | bool | str
 BOOL: Final = BoolType()
+
+
+def celsius_to_fahrenheit(celsius: float) -> float:
+    """°C as °F (payloads carry °C; rules and people may read °F)."""
+    return CELSIUS.convert(celsius, FAHRENHEIT)

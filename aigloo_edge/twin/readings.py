@@ -12,7 +12,7 @@ from typing import Final
 
 from aigloo_edge.payloads import ThermalPressure
 from aigloo_edge.rules.catalog import node_signals
-from aigloo_edge.rules.units import Value
+from aigloo_edge.rules.units import Value, celsius_to_fahrenheit
 from aigloo_edge.twin.interface import MachineView, TwinView
 
 Reading = tuple[str, Value | None]
@@ -25,10 +25,6 @@ PRESSURE_FROM_C: Final[tuple[tuple[float, ThermalPressure], ...]] = (
     (95.0, "heavy"),
     (85.0, "moderate"),
 )
-
-
-def c_to_f(celsius: float) -> float:
-    return celsius * 9.0 / 5.0 + 32.0
 
 
 def thermal_pressure(core_c: float) -> ThermalPressure:
@@ -49,9 +45,9 @@ def view_to_readings(view: TwinView) -> list[Reading]:
         ("power.battery.outputs.dc", view.dc_on),
         ("power.solar.watts", view.solar_w),
         (f"env.{INSIDE_PROBE}.temperature_c", view.inside_c),
-        (f"env.{INSIDE_PROBE}.temperature_f", c_to_f(view.inside_c)),
+        (f"env.{INSIDE_PROBE}.temperature_f", celsius_to_fahrenheit(view.inside_c)),
         (f"env.{OUTSIDE_PROBE}.temperature_c", view.outside_c),
-        (f"env.{OUTSIDE_PROBE}.temperature_f", c_to_f(view.outside_c)),
+        (f"env.{OUTSIDE_PROBE}.temperature_f", celsius_to_fahrenheit(view.outside_c)),
         ("fans.profile", view.fan_profile),
         ("fans.duty_pct", view.fan_duty_pct),
     ]
@@ -78,7 +74,7 @@ def machine_readings(machine: MachineView) -> list[Reading]:
         (f"{base}.cpu_pct", machine.cpu_pct),
         (f"{base}.power_w", machine.wall_w),
         (f"{base}.temperature_c", machine.core_c),
-        (f"{base}.temperature_f", c_to_f(machine.core_c)),
+        (f"{base}.temperature_f", celsius_to_fahrenheit(machine.core_c)),
         (f"{base}.thermal_pressure", thermal_pressure(machine.core_c)),
     ]
     if machine.battery_pct is not None:
@@ -88,4 +84,4 @@ def machine_readings(machine: MachineView) -> list[Reading]:
     return readings
 
 
-__all__ = ["Reading", "c_to_f", "machine_readings", "thermal_pressure", "view_to_readings"]
+__all__ = ["Reading", "machine_readings", "thermal_pressure", "view_to_readings"]

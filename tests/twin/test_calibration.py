@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from aigloo_edge.twin.readings import c_to_f
+from aigloo_edge.rules.units import celsius_to_fahrenheit as c_to_f
 from aigloo_edge.twin.simulate import simulate
 from tests.twin.conftest import scenario
 
