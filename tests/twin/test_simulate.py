@@ -64,15 +64,15 @@ def test_shipped_rules_keep_the_mini_and_mbp_serving_longer_on_the_battery(
     battery_only: tuple[SimulationResult, SimulationResult],
     record_property: Callable[[str, object], None],
 ) -> None:
-    """The power rules sleep the Studio at 30 % and the MacBook Pro at 15 %: the Mini and the
-    MacBook Pro serve longer than with no rules (the ratios go to the test report)."""
+    """With no sun the power rules sleep the Studio at 60 % and the MacBook Pro at 10 %: the Mini
+    and the MacBook Pro serve at least twice as long as with no rules (the issue's goal; the
+    ratios go to the test report)."""
     baseline, ruled = battery_only
     for node in ("mini", "mbp"):
         ratio = ruled.summary.available_h[node] / baseline.summary.available_h[node]
         record_property(f"{node}_serving_ratio", round(ratio, 2))
         print(f"{node}: {ratio:.2f}x longer with the shipped rules")
-        assert ratio > 1.1
-    assert ruled.summary.available_h["mini"] / baseline.summary.available_h["mini"] >= 2.0
+        assert ratio >= 2.0
     assert ruled.summary.peak_inside_c < ruled.summary.limit_c
     assert ruled.summary.studio_toggles == 1  # slept once, not flapping
 
@@ -82,15 +82,13 @@ def test_rules_commands_reach_the_twin(
 ) -> None:
     _, ruled = battery_only
     fired = [a.rule for a in ruled.activations]
-    assert fired.index("studio-sleeps-on-low-battery") < fired.index(
-        "mbp-sleeps-on-very-low-battery"
-    )
+    assert fired.index("studio-sleeps-without-sun") < fired.index("mbp-sleeps-on-very-low-battery")
     assert "ac-off-at-critical-battery" in fired
     hours = ruled.series.t_h
-    studio_sleeps = next(a for a in ruled.activations if a.rule == "studio-sleeps-on-low-battery")
+    studio_sleeps = next(a for a in ruled.activations if a.rule == "studio-sleeps-without-sun")
     after = next(i for i, h in enumerate(hours) if h > studio_sleeps.start_h + 0.05)
     assert ruled.series.machine_w["studio"][after] == pytest.approx(1.0)  # asleep
-    assert ruled.series.soc_pct[after] < 30.0
+    assert ruled.series.soc_pct[after] < 60.0
     assert ruled.summary.time_to_empty_h is None  # AC cut at 5 %: never flat
     assert ruled.summary.commands > 0
 

@@ -246,6 +246,18 @@ SHIPPED_RULES: dict[str, tuple[str, int, float, float, str, dict[str, Value]]] =
         "inactive",
         {"inference.studio_allowed": False},
     ),
+    "studio-sleeps-without-sun": (
+        "power.yaml",
+        50,
+        120,
+        900,
+        "hold",
+        {
+            "studio.power": "asleep",
+            "inference.studio_allowed": False,
+            "inference.studio_wake": False,
+        },
+    ),
     "studio-sleeps-on-low-battery": (
         "power.yaml",
         50,

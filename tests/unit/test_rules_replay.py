@@ -172,7 +172,7 @@ def test_rules_check_summarises_the_shipped_rules() -> None:
     result = runner.invoke(app, ["rules", "check", str(SHIPPED)])
     assert result.exit_code == 0, result.output
     assert "fans-max-when-hot" in result.stdout
-    assert result.stdout.strip().endswith("ok: 9 rules in 3 files")
+    assert result.stdout.strip().endswith("ok: 10 rules in 3 files")
 
 
 def test_rules_check_fails_with_every_problem(tmp_path: Path) -> None:
