@@ -25,6 +25,7 @@ import aiomqtt
 from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from aigloo_edge import __version__
 from aigloo_edge.errors import NotConnectedError, PayloadError
@@ -78,8 +79,17 @@ class Session:
         *,
         component: str,
         availability_topic: str | None = None,
+        announce: bool = True,
+        retain_as_published: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        # announce=False: a short-lived client (a CLI command), not a component: no will, no
+        # birth, no health, and no session kept, so it leaves nothing retained behind.
+        self.announce = announce
+        # retain_as_published (MQTT v5): messages keep the retain flag they were published with
+        # (a broker clears it on live delivery), and retained ones are sent again only for a
+        # new subscription: what a recorder needs to tell state from events, once each.
+        self.retain_as_published = retain_as_published
         self.settings = settings
         self.component = validate_id("component", component)
         self.topics = Topics(settings.base_topic)
@@ -244,7 +254,7 @@ class Session:
         connect_props = None
         if v5:
             connect_props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            connect_props.SessionExpiryInterval = s.session_expiry_s
+            connect_props.SessionExpiryInterval = s.session_expiry_s if self.announce else 0
         return aiomqtt.Client(
             s.host,
             s.port,
@@ -252,7 +262,7 @@ class Session:
             password=s.resolved_password(),
             identifier=self.client_id,
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-            will=will,
+            will=will if self.announce else None,
             clean_session=None if v5 else True,
             clean_start=MQTT_CLEAN_START_FIRST_ONLY,
             transport=s.transport,
@@ -299,15 +309,16 @@ class Session:
         )
         # Subscribe before the birth message so no command sent on seeing us online is lost.
         await self._subscribe_all(client)
-        await _acked(
-            client.publish(
-                self.availability_topic,
-                AVAILABILITY_ONLINE,
-                qos=1,
-                retain=True,
-                timeout=WAIT_FOREVER,
+        if self.announce:
+            await _acked(
+                client.publish(
+                    self.availability_topic,
+                    AVAILABILITY_ONLINE,
+                    qos=1,
+                    retain=True,
+                    timeout=WAIT_FOREVER,
+                )
             )
-        )
         for hook in self._connect_hooks:
             await hook()
         # Routes added while connecting (after the subscribe above, before `connected`) were
@@ -328,6 +339,8 @@ class Session:
 
     async def _say_goodbye(self, client: aiomqtt.Client) -> None:
         """Publish `offline` ourselves: a clean DISCONNECT means the broker drops the will."""
+        if not self.announce:
+            return
         with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
             async with asyncio.timeout(GOODBYE_TIMEOUT_S):
                 await client.publish(
@@ -345,7 +358,7 @@ class Session:
         self._subscribed.update(wanted)
         if not wanted:
             return
-        granted = await _acked(client.subscribe(list(wanted.items()), timeout=WAIT_FOREVER))
+        granted = await _acked(client.subscribe(self._asked(wanted), timeout=WAIT_FOREVER))
         for topic_filter, code in zip(wanted, granted, strict=False):
             if _refused(code):
                 log.error(
@@ -355,11 +368,30 @@ class Session:
                     extra=self._log_extra,
                 )
 
+    def _asked(
+        self, wanted: dict[str, int]
+    ) -> list[tuple[str, int]] | list[tuple[str, SubscribeOptions]]:
+        """The SUBSCRIBE entries: plain QoS, or v5 options when retain_as_published."""
+        if not (self.retain_as_published and self.settings.protocol == "5"):
+            return list(wanted.items())
+        return [
+            (
+                topic_filter,
+                SubscribeOptions(
+                    qos=qos,
+                    retainAsPublished=True,
+                    retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB,
+                ),
+            )
+            for topic_filter, qos in wanted.items()
+        ]
+
     def _subscribe_live(self, topic_filter: str, qos: int) -> None:
         client = self._client
         if client is not None and self.is_connected:
             self._subscribed[topic_filter] = qos
-            subscribing = _acked(client.subscribe(topic_filter, qos, timeout=WAIT_FOREVER))
+            asked = self._asked({topic_filter: qos})
+            subscribing = _acked(client.subscribe(asked, timeout=WAIT_FOREVER))
             task = asyncio.get_running_loop().create_task(subscribing)
             self._subscribing.add(task)  # the loop keeps only a weak reference to tasks
             task.add_done_callback(self._subscribing.discard)
@@ -463,6 +495,8 @@ class Session:
             await self.publish(self.topics.bridge_rejected(self.component), report, timeout=0)
 
     async def _publish_health(self) -> None:
+        if not self.announce:
+            return
         health = BridgeHealth(
             component=self.component,
             version=__version__,

@@ -20,7 +20,7 @@ class NoRuleStateError(AiglooError):
 
 async def fetch_rule_states(settings: MqttSettings) -> dict[str, RuleState]:
     """Every rule's retained state, by rule id."""
-    session = Session(settings, component=f"cli-{uuid.uuid4().hex[:8]}")
+    session = Session(settings, component=f"cli-{uuid.uuid4().hex[:8]}", announce=False)
     states: dict[str, RuleState] = {}
 
     async def keep(message: Inbound, state: RuleState) -> None:

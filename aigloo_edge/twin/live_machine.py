@@ -190,11 +190,8 @@ class PlayedMachine:
 
     async def report(self, state: PowerStateValue, reason: str) -> None:
         """Say `state` on its power topic while its agent is down (see the module docstring)."""
-        reporter = Session(
-            self.settings,
-            component=self.node,
-            availability_topic=self.topics.bridge_availability(self.node),
-        )
+        # A one-shot reporter, not the node's agent: it must leave no availability behind.
+        reporter = Session(self.settings, component=self.node, announce=False)
         task = asyncio.create_task(reporter.run())
         try:
             payload = PowerState(state=state, reason=reason)

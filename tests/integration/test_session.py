@@ -24,6 +24,31 @@ async def test_birth_then_offline_on_clean_stop(broker: RunningBroker) -> None:
         assert await seen.value_on(topic) == b"offline"
 
 
+async def test_a_session_that_does_not_announce_leaves_nothing_retained(
+    broker: RunningBroker,
+) -> None:
+    """A CLI client (announce=False) routes and publishes like a component but sends no birth,
+    no health and no goodbye: nothing retained is left under bridge/ once it has gone."""
+    t = broker.topics
+    async with broker.session("admin", component="watcher") as watcher:
+        bridge = Collector(watcher, t.tree("bridge"))
+        await watcher.sync_subscriptions()
+        while (await bridge.next()).topic != t.bridge_availability("watcher"):
+            pass  # the watcher's own birth
+        async with broker.session("admin", component="cli-1", announce=False) as cli:
+            echo = Collector(cli, t.solar())
+            await cli.sync_subscriptions()
+            await cli.publish(t.solar(), b'{"watts": 5}')
+            assert (await echo.next()).payload == b'{"watts": 5}'
+        async with broker.session("admin", component="late") as late:
+            retained = Collector(late, t.tree("bridge", "cli-1"))
+            await late.sync_subscriptions()
+            with pytest.raises(TimeoutError):
+                await retained.next(timeout=0.5)
+        seen = [bridge.queue.get_nowait().topic for _ in range(bridge.queue.qsize())]
+        assert not [topic for topic in seen if "/cli-1/" in topic]
+
+
 async def test_bad_json_and_raising_handler_do_not_stop_the_router(
     broker: RunningBroker,
 ) -> None:

@@ -120,6 +120,7 @@ class RunningBroker:
         component: str | None = None,
         availability_topic: str | None = None,
         connect: bool = True,
+        announce: bool = True,
         **overrides: Any,
     ) -> AsyncIterator[Session]:
         """A running Session as `role`; cancelled (and so `offline`) when the block ends."""
@@ -127,6 +128,7 @@ class RunningBroker:
             self.settings(role, **overrides),
             component=component or role,
             availability_topic=availability_topic,
+            announce=announce,
         )
         task = asyncio.create_task(session.run())
         try:
