@@ -53,7 +53,7 @@ def replay(
     engine: RulesEngine | None = None
     for item in recording:
         if isinstance(item, BadLine):
-            report.rejected.append(f"line {item.line}: {item.reason}")
+            report.rejected.append(item.describe())
             continue
         if engine is None:
             engine = RulesEngine(ruleset, now=item.t, limits=limits)

@@ -159,7 +159,7 @@ def test_replay_reports_bad_lines_and_payloads_and_goes_on(tmp_path: Path) -> No
         out.write((tmp_path / "more.jsonl").read_text())
     summary = ReplaySummary()
     steps = list(replay(load_rules(SHIPPED), read_recording(path), summary=summary))
-    assert summary.rejected[0] == "line 2: not JSON: Expecting value"
+    assert summary.rejected[0] == f"{path}:2: not JSON: Expecting value"
     assert summary.rejected[1].startswith(f"{TOPICS.solar()}: watts: Field required")
     assert any(e.kind == "fired" for s in steps for e in s.decisions.events)
 
