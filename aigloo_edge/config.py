@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from aigloo_edge.display import TemperatureUnit
 from aigloo_edge.mqtt.settings import MqttSettings, TlsSettings
 from aigloo_edge.payloads import Id, Role
 from aigloo_edge.rules.model import Duration
@@ -335,6 +336,14 @@ class TwinConfig(Strict):
         return value
 
 
+class DisplayConfig(Strict):
+    """How people read values on this machine (status, top, simulate); payloads stay SI."""
+
+    temperature: TemperatureUnit = Field(
+        default="F", description="°F (the rig's own figures) or °C, wherever a person reads one"
+    )
+
+
 def _relative(path: Path, base_dir: Path | None) -> Path:
     path = path.expanduser()
     return path if path.is_absolute() or base_dir is None else base_dir / path
@@ -359,6 +368,7 @@ class AgentConfig(Strict):
     sensors: SensorsConfig | None = None
     fans: FansConfig | None = None
     twin: TwinConfig | None = None
+    display: DisplayConfig = Field(default_factory=DisplayConfig)
 
     @model_validator(mode="after")
     def _sections_match_components(self) -> Self:
@@ -402,6 +412,7 @@ __all__ = [
     "BrokerConfig",
     "Deadbands",
     "DispatcherConfig",
+    "DisplayConfig",
     "GatewayConfig",
     "InferenceConfig",
     "PowerConfig",
