@@ -51,6 +51,7 @@ bench: setup
 	$(BIN)/python benchmarks/rules.py
 	$(BIN)/python benchmarks/sensors.py
 	$(BIN)/python benchmarks/simulate.py
+	$(BIN)/python benchmarks/top_footprint.py
 
 clean:
 	rm -rf $(VENV) .aigloo .mypy_cache .ruff_cache .pytest_cache
