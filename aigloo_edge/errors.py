@@ -29,3 +29,7 @@ class NotConnectedError(AiglooError):
 
 class SensorError(AiglooError):
     """A sensor or station link failed or refused (BLE, EcoFlow protocol, cloud API)."""
+
+
+class ServiceError(AiglooError):
+    """Installing, removing or querying a launchd/systemd service failed."""
