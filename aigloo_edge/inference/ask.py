@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -13,8 +14,11 @@ from aigloo_edge.errors import AiglooError
 from aigloo_edge.inference.client import InferClient, new_request_id
 from aigloo_edge.inference.directory import ModelDirectory
 from aigloo_edge.mqtt import MqttSettings, Session
-from aigloo_edge.payloads import ChatMessage, InferChunk, InferFinal, InferRequest
+from aigloo_edge.payloads import ChatMessage, InferAccepted, InferChunk, InferFinal, InferRequest
 from aigloo_edge.runtime import cancel_and_wait
+
+# What the answer is waiting for ("queued on studio ..."); None once text flows.
+Waiting = Callable[[str | None], None]
 
 CONNECT_S = 10.0
 RETAINED_S = 0.5  # retained `info` arrives right after subscribing; this bounds the wait
@@ -36,9 +40,15 @@ class Question:
     timeout_s: float = 300.0
 
 
-async def ask(settings: MqttSettings, question: Question, out: TextIO = sys.stdout) -> InferFinal:
-    """Stream the answer to `out`; return the final (raise AskError if it is an error)."""
-    session = Session(settings, component=f"cli-{new_request_id()[:8]}")
+async def ask(
+    settings: MqttSettings,
+    question: Question,
+    out: TextIO = sys.stdout,
+    waiting: Waiting | None = None,
+) -> InferFinal:
+    """Stream the answer to `out`; return the final (raise AskError if it is an error).
+    `waiting` hears what the answer waits for until its first text (a progress display)."""
+    session = Session(settings, component=f"cli-{new_request_id()[:8]}", announce=False)
     directory = ModelDirectory(session)
     client = InferClient(session, "cli")
     running = asyncio.create_task(session.run())
@@ -46,7 +56,7 @@ async def ask(settings: MqttSettings, question: Question, out: TextIO = sys.stdo
         await session.wait_connected(CONNECT_S)
         await session.sync_subscriptions()
         model = question.model or await _default_model(directory)
-        return await _stream_answer(client, _request(question, model), out)
+        return await _stream_answer(client, _request(question, model), out, waiting)
     finally:
         await cancel_and_wait(running)
 
@@ -74,14 +84,22 @@ def _request(question: Question, model: str) -> InferRequest:
     )
 
 
-async def _stream_answer(client: InferClient, request: InferRequest, out: TextIO) -> InferFinal:
+async def _stream_answer(
+    client: InferClient, request: InferRequest, out: TextIO, waiting: Waiting | None
+) -> InferFinal:
     final: InferFinal | None = None
+    tell = waiting or (lambda _: None)
+    tell(f"asking for {request.model}")
     try:
         async for reply in client.stream(request):
-            if isinstance(reply, InferChunk):
+            if isinstance(reply, InferAccepted):
+                tell(_accepted(reply))
+            elif isinstance(reply, InferChunk):
+                tell(None)
                 out.write(reply.text)
                 out.flush()
             elif isinstance(reply, InferFinal):
+                tell(None)
                 final = reply
     except asyncio.CancelledError:  # Ctrl-C: stop the worker too, then give up
         with contextlib.suppress(Exception):
@@ -95,6 +113,11 @@ async def _stream_answer(client: InferClient, request: InferRequest, out: TextIO
     if final.error is not None:
         raise AskError(f"{final.error.code}: {final.error.message}")
     return final
+
+
+def _accepted(accepted: InferAccepted) -> str:
+    ahead = f", {accepted.queued} ahead" if accepted.queued else ""
+    return f"{accepted.model} on {accepted.node}{ahead}: loading if needed, reading the prompt"
 
 
 def summary(final: InferFinal) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -44,10 +45,12 @@ def default_cache_dir() -> Path:
     return base / "models" / DEMO_NAME
 
 
-def demo_model(cache_dir: Path | None = None) -> Path:
+def demo_model(
+    cache_dir: Path | None = None, on_stage: Callable[[str], None] | None = None
+) -> Path:
     """An mlx-lm model directory for the demo model, imported on first use and reused after."""
     gguf_path = demo_gguf_path()
     model_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
     if is_current_import(model_dir, gguf_path):
         return model_dir
-    return import_gguf(gguf_path, model_dir, name=DEMO_NAME)
+    return import_gguf(gguf_path, model_dir, name=DEMO_NAME, on_stage=on_stage)

@@ -20,7 +20,7 @@ import shutil
 import struct
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -376,17 +376,28 @@ class _ModelFiles:
     marker: dict[str, Any]
 
 
-def import_gguf(gguf_path: Path, out_dir: Path, *, name: str | None = None) -> Path:
+def import_gguf(
+    gguf_path: Path,
+    out_dir: Path,
+    *,
+    name: str | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> Path:
     """Write an mlx-lm model directory for a llama GGUF file into `out_dir`, and return it.
 
     An existing import in `out_dir` is replaced; any other non-empty `out_dir` is refused.
+    `on_stage` hears each step as it begins (for a progress display).
     """
+    stage = on_stage or (lambda _: None)
     gguf_path, out_dir = Path(gguf_path), Path(out_dir)
     check_gguf_header(gguf_path)
+    stage(f"reading {gguf_path.name}")
     tensors, raw = _load_gguf(gguf_path)
     meta = GgufMetadata(raw, str(gguf_path))
     title = name or meta.optional_text("general.name") or gguf_path.stem
+    stage("converting tensors and tokenizer")
     files = _model_files(meta, tensors, import_marker(gguf_path, title))
+    stage(f"writing {out_dir}")
     try:
         _publish(files, out_dir)
     except OSError as exc:

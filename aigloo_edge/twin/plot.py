@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final
 
 from matplotlib.figure import Figure
 
+from aigloo_edge.display import TemperatureUnit, temperature_value
 from aigloo_edge.twin.scenario import FAN_PROFILES
 from aigloo_edge.twin.simulate import SimulationResult
 
@@ -26,17 +27,19 @@ DPI: Final = 110
 COLUMN_WIDTH_IN: Final = 9.0
 
 
-def plot(result: SimulationResult, out: Path) -> Path:
-    """Draw one run into `out` (PNG)."""
-    return _draw([result], out)
+def plot(result: SimulationResult, out: Path, unit: TemperatureUnit = "C") -> Path:
+    """Draw one run into `out` (PNG), temperatures in `unit`."""
+    return _draw([result], out, unit)
 
 
-def compare(first: SimulationResult, second: SimulationResult, out: Path) -> Path:
+def compare(
+    first: SimulationResult, second: SimulationResult, out: Path, unit: TemperatureUnit = "C"
+) -> Path:
     """Two runs of one scenario side by side (e.g. two rule sets)."""
-    return _draw([first, second], out)
+    return _draw([first, second], out, unit)
 
 
-def _draw(results: Sequence[SimulationResult], out: Path) -> Path:
+def _draw(results: Sequence[SimulationResult], out: Path, unit: TemperatureUnit) -> Path:
     rules = sorted({a.rule for r in results for a in r.activations})
     heights = list(HEIGHTS)
     heights[-1] = max(0.6, 0.25 * len(rules))
@@ -51,7 +54,7 @@ def _draw(results: Sequence[SimulationResult], out: Path) -> Path:
     )
     for column, result in enumerate(results):
         panels = [axes[row][column] for row in range(len(PANELS))]
-        _column(result, panels, rules)
+        _column(result, panels, rules, unit)
     figure.suptitle(results[0].scenario)
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -59,7 +62,9 @@ def _draw(results: Sequence[SimulationResult], out: Path) -> Path:
     return out
 
 
-def _column(result: SimulationResult, panels: list[Axes], rules: list[str]) -> None:
+def _column(
+    result: SimulationResult, panels: list[Axes], rules: list[str], unit: TemperatureUnit
+) -> None:
     s, summary = result.series, result.summary
     soc, solar, machines, temperature, fans, bars = panels
     soc.set_title(f"rules: {result.rules}")
@@ -74,10 +79,13 @@ def _column(result: SimulationResult, panels: list[Axes], rules: list[str]) -> N
         machines.plot(s.t_h, watts, label=node)
     machines.set_ylabel("wall W")
     machines.legend(loc="upper right", fontsize="small", ncol=len(s.machine_w))
-    temperature.plot(s.t_h, s.inside_c, color="tab:red", label="inside")
-    temperature.plot(s.t_h, s.outside_c, color="tab:blue", label="outside")
-    temperature.axhline(summary.limit_c, color="grey", linestyle=":", label="limit")
-    temperature.set_ylabel("°C")
+    inside = [temperature_value(c, unit) for c in s.inside_c]
+    outside = [temperature_value(c, unit) for c in s.outside_c]
+    temperature.plot(s.t_h, inside, color="tab:red", label="inside")
+    temperature.plot(s.t_h, outside, color="tab:blue", label="outside")
+    limit = temperature_value(summary.limit_c, unit)
+    temperature.axhline(limit, color="grey", linestyle=":", label="limit")
+    temperature.set_ylabel(f"°{unit}")
     temperature.legend(loc="upper right", fontsize="small")
     levels = [FAN_PROFILES.index(p) for p in s.fan_profile]
     fans.step(s.t_h, levels, where="post", color="tab:purple")

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Final
 from rich.progress import Progress as Bar
 from rich.table import Table
 
+from aigloo_edge import display
+from aigloo_edge.display import TemperatureUnit
 from aigloo_edge.rules.catalog import DEFAULT_NODES, DEFAULT_PROBES
 from aigloo_edge.rules.loader import RuleSet, load_rules
 from aigloo_edge.twin.scenario import Scenario
@@ -83,9 +85,10 @@ def _hours(value: float | None) -> str:
     return "never" if value is None else f"{value:.2f} h"
 
 
-def summary_rows(result: SimulationResult) -> list[tuple[str, str]]:
+def summary_rows(result: SimulationResult, unit: TemperatureUnit = "C") -> list[tuple[str, str]]:
     """The summary as (figure, value) rows, in the order the table shows them."""
     s = result.summary
+    limit = display.temperature_value(s.limit_c, unit)
     rows = [
         ("time to empty", _hours(s.time_to_empty_h)),
         ("battery out / in (Wh)", f"{s.battery_out_wh:,.0f} / {s.battery_in_wh:,.0f}"),
@@ -95,10 +98,13 @@ def summary_rows(result: SimulationResult) -> list[tuple[str, str]]:
     ]
     rows += [(f"{node} available (h)", f"{h:.2f}") for node, h in s.available_h.items()]
     rows += [
-        ("peak inside (°C)", f"{s.peak_inside_c:.1f}"),
-        (f"minutes above {s.limit_c:g} °C", f"{s.minutes_above_limit:.0f}"),
+        (f"peak inside (°{unit})", f"{display.temperature_value(s.peak_inside_c, unit):.1f}"),
+        (f"minutes above {limit:.0f} °{unit}", f"{s.minutes_above_limit:.0f}"),
     ]
-    rows += [(f"{node} hottest core (°C)", f"{c:.0f}") for node, c in s.peak_core_c.items()]
+    rows += [
+        (f"{node} hottest core (°{unit})", f"{display.temperature_value(c, unit):.0f}")
+        for node, c in s.peak_core_c.items()
+    ]
     rows += [
         ("Studio power toggles", str(s.studio_toggles)),
         ("rule activations", str(len(result.activations))),
@@ -111,7 +117,7 @@ def summary_rows(result: SimulationResult) -> list[tuple[str, str]]:
     return rows
 
 
-def summary_table(results: Sequence[SimulationResult]) -> Table:
+def summary_table(results: Sequence[SimulationResult], unit: TemperatureUnit = "C") -> Table:
     """One column per run (rule set), one row per figure."""
     first = results[0]
     table = Table(
@@ -120,15 +126,15 @@ def summary_table(results: Sequence[SimulationResult]) -> Table:
     table.add_column("")
     for result in results:
         table.add_column(f"rules: {result.rules}", justify="right")
-    columns = [summary_rows(result) for result in results]
+    columns = [summary_rows(result, unit) for result in results]
     for index, (name, _) in enumerate(columns[0]):
         table.add_row(name, *(rows[index][1] for rows in columns))
     return table
 
 
-def write_plot(results: Sequence[SimulationResult], out: Path) -> Path:
+def write_plot(results: Sequence[SimulationResult], out: Path, unit: TemperatureUnit = "C") -> Path:
     from aigloo_edge.twin.plot import compare, plot  # noqa: PLC0415 - matplotlib only when asked
 
     if len(results) == 2:
-        return compare(results[0], results[1], out)
-    return plot(results[0], out)
+        return compare(results[0], results[1], out, unit)
+    return plot(results[0], out, unit)
