@@ -159,6 +159,9 @@ class NodeTelemetry(Payload):
     uptime_s: Seconds | None = None
     process_count: int | None = Field(default=None, ge=0)
     infer_queue: int | None = Field(default=None, ge=0)
+    infer_tokens_per_s: float | None = Field(
+        default=None, ge=0, description="tokens generated per second since the last telemetry"
+    )
 
 
 PowerStateValue = Literal["awake", "sleeping", "waking", "unreachable"]

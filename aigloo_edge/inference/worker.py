@@ -205,6 +205,7 @@ class Worker:
                         return
                     job.first_piece_at = job.first_piece_at or time.perf_counter()
                     job.pieces.append(event.text)
+                    self.jobs.generated()  # a streamed piece is one generated token
                     if request.stream:
                         await replier.chunk(event.text)
         except UnknownModelError as exc:

@@ -99,6 +99,7 @@ class NodeAgent:
     async def sample(self) -> NodeTelemetry:
         base: dict[str, Any] = await asyncio.to_thread(self._psutil.sample)
         base["infer_queue"] = self.jobs.running
+        base["infer_tokens_per_s"] = round(self.jobs.tokens_per_s(), 2)
         apple = merge_samples([source.latest for source in self._apple])
         return compose(self.node, base, apple)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 from aigloo_edge.errors import AiglooError
 
@@ -14,13 +15,27 @@ class DrainingError(AiglooError):
 
 
 class JobTracker:
-    """Counts running jobs; `drain` refuses new ones and waits for the running ones."""
+    """Counts running jobs; `drain` refuses new ones and waits for the running ones. It also
+    counts the tokens they generate, for the telemetry's tokens per second."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._running: set[str] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         self.accepting = True
+        self._clock = clock
+        self._tokens = 0
+        self._counted_since = clock()
+
+    def generated(self, tokens: int = 1) -> None:
+        self._tokens += tokens
+
+    def tokens_per_s(self) -> float:
+        """Tokens generated per second since the last call (0 while idle)."""
+        now = self._clock()
+        elapsed, tokens = now - self._counted_since, self._tokens
+        self._tokens, self._counted_since = 0, now
+        return tokens / elapsed if elapsed > 0 else 0.0
 
     @property
     def running(self) -> int:

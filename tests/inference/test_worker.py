@@ -241,24 +241,29 @@ async def test_the_deadline_ends_a_long_generation(studio: None, tester: Session
     assert time.time() - started < 10
 
 
-async def test_queue_depth_shows_in_telemetry(studio: None, tester: Session) -> None:
-    """While a request runs, the node's telemetry reports infer_queue 1, then 0 again."""
+async def test_queue_depth_and_tokens_per_second_show_in_telemetry(
+    studio: None, tester: Session
+) -> None:
+    """While a request runs, the node's telemetry reports infer_queue 1, then 0 again; the
+    tokens it generated show as a rate above 0 on the way."""
     t = tester.topics
     telemetry = Collector(tester, t.node_telemetry("studio"))
     await tester.sync_subscriptions()
     client = InferClient(tester, "tester")
     running = asyncio.create_task(collect(client, ask("tq", max_tokens=64), to_node="studio"))
-    depths: list[int | None] = []
+    samples: list[NodeTelemetry] = []
+
+    async def next_sample() -> int | None:
+        samples.append(NodeTelemetry.from_json((await telemetry.next(LOAD_S)).payload))
+        return samples[-1].infer_queue
+
     async with asyncio.timeout(LOAD_S):
-        while 1 not in depths:
-            depths.append(
-                NodeTelemetry.from_json((await telemetry.next(LOAD_S)).payload).infer_queue
-            )
+        while await next_sample() != 1:
+            pass
         await running
-        while depths[-1] != 0:
-            depths.append(
-                NodeTelemetry.from_json((await telemetry.next(LOAD_S)).payload).infer_queue
-            )
+        while await next_sample() != 0:
+            pass
+    assert max(s.infer_tokens_per_s or 0.0 for s in samples) > 0
 
 
 async def test_a_stopping_worker_answers_what_it_holds(

@@ -131,6 +131,18 @@ async def test_jobs_drain_gives_up_after_the_timeout() -> None:
         assert await jobs.drain(timeout=0.05) is False
 
 
+def test_tokens_per_second_counts_what_was_generated_since_the_last_sample() -> None:
+    """The telemetry's rate: tokens since the previous call over the time elapsed; 0 idle."""
+    now = [100.0]
+    jobs = JobTracker(clock=lambda: now[0])
+    for _ in range(30):
+        jobs.generated()
+    now[0] += 2.0
+    assert jobs.tokens_per_s() == 15.0
+    now[0] += 5.0
+    assert jobs.tokens_per_s() == 0.0
+
+
 async def test_command_driver_failure_is_a_power_error() -> None:
     with pytest.raises(PowerError, match="exited 3: nope"):
         await CommandDriver(["sh", "-c", "echo nope >&2; exit 3"]).sleep()
