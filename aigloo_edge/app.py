@@ -63,6 +63,8 @@ def _component_runs(config: AgentConfig, enabled: Sequence[str]) -> list[Corouti
         runs.extend(_gateway_runs(config))
     if "rules" in enabled:
         runs.extend(_rules_runs(config))
+    if "hass" in enabled:
+        runs.extend(_hass_runs(config))
     if {"sensors", "fans"} & set(enabled):
         runs.extend(_sensor_runs(config, enabled))
     if "twin" in enabled:
@@ -123,6 +125,15 @@ def _gateway_runs(config: AgentConfig) -> list[Coroutine[Any, Any, None]]:
         ready=lambda: session.is_connected,
     )
     return [session.run(), gateway.run()]
+
+
+def _hass_runs(config: AgentConfig) -> list[Coroutine[Any, Any, None]]:
+    from aigloo_edge.hass.bridge import HassBridge
+    from aigloo_edge.mqtt import Session
+
+    assert config.hass is not None  # the config model guarantees it
+    session = Session(config.broker.settings_for("homeassistant"), component="homeassistant")
+    return [session.run(), HassBridge(session, config.hass).run()]
 
 
 def _rules_runs(config: AgentConfig) -> list[Coroutine[Any, Any, None]]:

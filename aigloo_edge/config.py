@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from aigloo_edge.display import TemperatureUnit
+from aigloo_edge.hass.settings import HassConfig
 from aigloo_edge.mqtt.settings import MqttSettings, TlsSettings
 from aigloo_edge.payloads import Id, Role
 from aigloo_edge.rules.model import Duration
@@ -27,12 +28,22 @@ from aigloo_edge.topics import validate_base
 from aigloo_edge.yamlfile import read_yaml, validate
 
 ComponentName = Literal[
-    "agent", "waker", "inference", "dispatcher", "gateway", "rules", "sensors", "fans", "twin"
+    "agent",
+    "waker",
+    "inference",
+    "dispatcher",
+    "gateway",
+    "rules",
+    "sensors",
+    "fans",
+    "twin",
+    "hass",
 ]
 SourceName = Literal["psutil", "powermetrics", "macmon"]
 ALL_SOURCES: tuple[SourceName, ...] = ("psutil", "powermetrics", "macmon")
 DEFAULT_COMPONENTS: tuple[ComponentName, ...] = ("agent",)
 SECTIONED_COMPONENTS: tuple[ComponentName, ...] = (
+    "hass",
     "waker",
     "inference",
     "dispatcher",
@@ -368,6 +379,7 @@ class AgentConfig(Strict):
     sensors: SensorsConfig | None = None
     fans: FansConfig | None = None
     twin: TwinConfig | None = None
+    hass: HassConfig | None = None
     display: DisplayConfig = Field(default_factory=DisplayConfig)
 
     @model_validator(mode="after")
