@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psutil
 import yaml
-from common import DOCS_PATH, running_broker
+from common import DOCS_PATH, running_broker, sample_process
 
 from aigloo_edge.mqtt import Inbound, Session, load_credentials
 from aigloo_edge.runtime import cancel_and_wait
@@ -52,25 +52,11 @@ def measure(name: str, argv: list[str], seconds: float, note: str = "") -> Footp
     """Run `argv`, sample RSS/USS every second after the warm-up, and CPU over the window."""
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        watched = psutil.Process(process.pid)
-        time.sleep(WARMUP_S)
-        before = watched.cpu_times()
-        started = time.monotonic()
-        rss, uss = [], []
-        while time.monotonic() - started < seconds:
-            time.sleep(1.0)
-            memory = watched.memory_full_info()
-            rss.append(memory.rss)
-            uss.append(memory.uss)
-        after = watched.cpu_times()
-        elapsed = time.monotonic() - started
+        samples = sample_process(process.pid, WARMUP_S, seconds)
     finally:
         process.terminate()
         process.wait()
-    cpu_s = (after.user + after.system) - (before.user + before.system)
-    return Footprint(
-        name, max(rss) / 2**20, sum(uss) / len(uss) / 2**20, 100 * cpu_s / elapsed, note
-    )
+    return Footprint(name, samples.peak_rss_mb, samples.mean_uss_mb, samples.cpu_pct, note)
 
 
 def agent_config(directory: Path, port: int) -> Path:

@@ -32,6 +32,7 @@ from types import FrameType
 from typing import Final, TypeVar
 
 import paho.mqtt.client as paho
+import psutil
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -362,3 +363,33 @@ def paho_subscribe(client: paho.Client, topic: str, qos: int) -> None:
     client.subscribe(topic, qos)
     if not acked.wait(CONNECT_TIMEOUT_S):
         raise RuntimeError(f"no SUBACK for {topic}")
+
+
+@dataclass(frozen=True)
+class ProcessSamples:
+    """A process's memory, sampled once a second, and its CPU time over the window."""
+
+    peak_rss_mb: float
+    mean_uss_mb: float
+    cpu_pct: float  # of one core
+    seconds: float  # the window's length
+
+
+def sample_process(pid: int, warmup_s: float, seconds: float) -> ProcessSamples:
+    """Wait `warmup_s`, then sample RSS and USS every second for `seconds`, with CPU over them."""
+    watched = psutil.Process(pid)
+    time.sleep(warmup_s)
+    before = watched.cpu_times()
+    started = time.monotonic()
+    rss, uss = [], []
+    while time.monotonic() - started < seconds:
+        time.sleep(1.0)
+        memory = watched.memory_full_info()
+        rss.append(memory.rss)
+        uss.append(memory.uss)
+    after = watched.cpu_times()
+    elapsed = time.monotonic() - started
+    cpu_s = (after.user + after.system) - (before.user + before.system)
+    return ProcessSamples(
+        max(rss) / 2**20, sum(uss) / len(uss) / 2**20, 100 * cpu_s / elapsed, elapsed
+    )

@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Final
 
 import paho.mqtt.client as paho
-import psutil
 import yaml
 from common import (
     DocsSection,
@@ -54,6 +53,7 @@ from common import (
     parse_args,
     running,
     running_broker,
+    sample_process,
     start_run,
     stop,
 )
@@ -198,28 +198,18 @@ def _drain(controller: int, terminal: Terminal) -> None:
 
 def sample(name: str, terminal: Terminal, bus: BusCounter, seconds: float) -> Footprint:
     """RSS/USS every second and CPU over `seconds`, after the warm-up."""
-    watched = psutil.Process(terminal.process.pid)
     time.sleep(WARMUP_S)
     if terminal.process.poll() is not None:
         raise RuntimeError(f"{name} exited with {terminal.process.returncode} during warm-up")
-    before_cpu, before_written, before_messages = watched.cpu_times(), terminal.written, bus.count
-    started = time.monotonic()
-    rss, uss = [], []
-    while time.monotonic() - started < seconds:
-        time.sleep(1.0)
-        memory = watched.memory_full_info()
-        rss.append(memory.rss)
-        uss.append(memory.uss)
-    after = watched.cpu_times()
-    elapsed = time.monotonic() - started
-    cpu_s = (after.user + after.system) - (before_cpu.user + before_cpu.system)
+    before_written, before_messages = terminal.written, bus.count
+    samples = sample_process(terminal.process.pid, 0.0, seconds)
     return Footprint(
         name,
-        peak_rss_mb=max(rss) / 2**20,
-        mean_uss_mb=sum(uss) / len(uss) / 2**20,
-        cpu_pct=100 * cpu_s / elapsed,
-        terminal_kb_s=(terminal.written - before_written) / elapsed / 1024,
-        messages_s=(bus.count - before_messages) / elapsed,
+        peak_rss_mb=samples.peak_rss_mb,
+        mean_uss_mb=samples.mean_uss_mb,
+        cpu_pct=samples.cpu_pct,
+        terminal_kb_s=(terminal.written - before_written) / samples.seconds / 1024,
+        messages_s=(bus.count - before_messages) / samples.seconds,
     )
 
 

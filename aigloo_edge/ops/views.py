@@ -127,17 +127,19 @@ def probes_table(state: RigState, unit: TemperatureUnit, now: float) -> Table:
     return table
 
 
-def rules_lines(state: RigState) -> Text:
-    """Active (or held back) rules, two lines each: they would not fit 80 columns as a table."""
+def rules_lines(state: RigState, *, one_line: bool = False) -> Text:
+    """Active (or held back) rules: phase, id, since, why. Two lines each for `status` (they
+    would not fit 80 columns as a table), one each for the dashboard, cut at its edge."""
     text = Text("Rules", style="bold")
     rules = state.active_rules()
     if not rules:
         return text.append("    all idle", style="dim")
+    since, why_at = ("  ", "  ") if one_line else ("  since ", "\n          ")
     for rule in rules:
         text.append(f"\n {rule.phase:<9}", style=PHASE_STYLE.get(rule.phase, ""))
-        text.append(rule.rule).append(f"  since {clock(rule.since)}", style="dim")
+        text.append(rule.rule).append(f"{since}{clock(rule.since)}", style="dim")
         if rule.why:  # a rule's `when:` may span lines in its file
-            text.append(f"\n          {' '.join(rule.why.split())}", style="dim")
+            text.append(f"{why_at}{' '.join(rule.why.split())}", style="dim")
     text.no_wrap = True
     text.overflow = "ellipsis"
     return text

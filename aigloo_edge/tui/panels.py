@@ -19,11 +19,11 @@ from aigloo_edge.display import TemperatureUnit
 from aigloo_edge.mqtt import MqttSettings
 from aigloo_edge.ops.state import STALE_AFTER_S, RigState
 from aigloo_edge.ops.views import (
-    PHASE_STYLE,
     clock,
     events_lines,
     nodes_table,
     probes_table,
+    rules_lines,
     sorted_nodes,
     station_lines,
 )
@@ -106,19 +106,7 @@ def probes(state: RigState, unit: TemperatureUnit, now: float) -> Table | Text:
 
 
 def rules(state: RigState) -> Text:
-    """Rules doing something (or held back), one line each: phase, id, since, why."""
-    text = Text("Rules", style="bold")
-    shown = state.active_rules()
-    if not shown:
-        return text.append("  all idle", style="dim")
-    for rule in shown:
-        text.append(f"\n {rule.phase:<9}", style=PHASE_STYLE.get(rule.phase, ""))
-        text.append(rule.rule).append(f"  {clock(rule.since)}", style="dim")
-        if rule.why:
-            text.append(f"  {' '.join(rule.why.split())}", style="dim")
-    text.no_wrap = True
-    text.overflow = "ellipsis"
-    return text
+    return rules_lines(state, one_line=True)
 
 
 def events(state: RigState, count: int) -> Text:
