@@ -65,6 +65,8 @@ def _component_runs(config: AgentConfig, enabled: Sequence[str]) -> list[Corouti
         runs.extend(_rules_runs(config))
     if "hass" in enabled:
         runs.extend(_hass_runs(config))
+    if "plain" in enabled:
+        runs.extend(_plain_runs(config))
     if {"sensors", "fans"} & set(enabled):
         runs.extend(_sensor_runs(config, enabled))
     if "twin" in enabled:
@@ -134,6 +136,16 @@ def _hass_runs(config: AgentConfig) -> list[Coroutine[Any, Any, None]]:
     assert config.hass is not None  # the config model guarantees it
     session = Session(config.broker.settings_for("homeassistant"), component="homeassistant")
     return [session.run(), HassBridge(session, config.hass).run()]
+
+
+def _plain_runs(config: AgentConfig) -> list[Coroutine[Any, Any, None]]:
+    """Plain per-value topics for phone apps that cannot read JSON (docs/mobile.md)."""
+    from aigloo_edge.mqtt import Session
+    from aigloo_edge.plain.component import PlainValues
+
+    assert config.plain is not None  # the config model guarantees it
+    session = Session(config.broker.settings_for("plain"), component="plain")
+    return [session.run(), PlainValues(session, config.plain).run()]
 
 
 def _rules_runs(config: AgentConfig) -> list[Coroutine[Any, Any, None]]:

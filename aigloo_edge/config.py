@@ -22,6 +22,7 @@ from aigloo_edge.display import TemperatureUnit
 from aigloo_edge.hass.settings import HassConfig
 from aigloo_edge.mqtt.settings import MqttSettings, TlsSettings
 from aigloo_edge.payloads import Id, Role
+from aigloo_edge.plain.settings import PlainConfig
 from aigloo_edge.rules.model import Duration
 from aigloo_edge.sensors.settings import FansConfig, SensorsConfig
 from aigloo_edge.topics import validate_base
@@ -38,12 +39,14 @@ ComponentName = Literal[
     "fans",
     "twin",
     "hass",
+    "plain",
 ]
 SourceName = Literal["psutil", "powermetrics", "macmon"]
 ALL_SOURCES: tuple[SourceName, ...] = ("psutil", "powermetrics", "macmon")
 DEFAULT_COMPONENTS: tuple[ComponentName, ...] = ("agent",)
 SECTIONED_COMPONENTS: tuple[ComponentName, ...] = (
     "hass",
+    "plain",
     "waker",
     "inference",
     "dispatcher",
@@ -380,6 +383,7 @@ class AgentConfig(Strict):
     fans: FansConfig | None = None
     twin: TwinConfig | None = None
     hass: HassConfig | None = None
+    plain: PlainConfig | None = None
     display: DisplayConfig = Field(default_factory=DisplayConfig)
 
     @model_validator(mode="after")

@@ -363,6 +363,13 @@ class Topics:
     def bridge_rejected(self, component: str) -> str:
         return self.build("bridge_rejected", component=component)
 
+    def plain_value(self, state_topic: str, field: str) -> str:
+        """One field of a JSON state topic as plain text: `aigloo/power/battery/soc_pct`.
+
+        `state_topic` may be a filter (`aigloo/env/+/climate`), as in the `plain` role's grants.
+        """
+        return f"{state_topic}/{validate_id('field', field)}"
+
     def hass_device_config(self, device: str) -> str:
         return self.build("hass_device_config", device=device)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from aigloo_edge.plain.fields import plain_value_filters, source_filters
 from aigloo_edge.topics import Topics
 
 Access = Literal["read", "write", "readwrite"]
@@ -16,6 +17,7 @@ SERVICE_ROLES: Final = (
     "gateway",
     "homeassistant",
     "mobile",
+    "plain",
     "admin",
 )
 # Several dispatchers may share the load; each needs its own availability and reply subtree.
@@ -128,6 +130,16 @@ def service_grants(topics: Topics, role: str) -> list[Grant]:
             Grant("write", topics.infer_request(), "prompts to the cluster"),
             Grant("write", topics.infer_cancel(), "cancel own prompts"),
             *commands,
+        ],
+        "plain": [
+            *(
+                Grant("read", f, "JSON state it turns into plain values")
+                for f in source_filters(topics)
+            ),
+            *(
+                Grant("write", f, "one field of a state topic as plain text")
+                for f in plain_value_filters(topics)
+            ),
         ],
         "admin": [
             Grant("readwrite", "#", "everything"),

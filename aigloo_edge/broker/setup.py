@@ -56,6 +56,18 @@ def init_broker(
     return creds
 
 
+def refresh_broker(directory: Path) -> bool:
+    """Bring an existing broker directory up to this version's roles and ACL (a role added, a
+    grant changed), keeping every password, host and port; True if anything was rewritten."""
+    creds = load_credentials(credentials_path(directory))
+    acl = directory / "acl"
+    current = acl.read_text() if acl.exists() else ""
+    if set(ALL_ROLES) <= set(creds.users) and current == render_acl(Topics(creds.base_topic)):
+        return False
+    init_broker(directory, base_topic=creds.base_topic, host=creds.host, ports=creds.ports)
+    return True
+
+
 def _passwords(directory: Path, rotate: bool) -> dict[str, str]:
     existing: dict[str, str] = {}
     path = credentials_path(directory)

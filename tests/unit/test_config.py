@@ -47,8 +47,8 @@ def test_mini_wakes_the_studio_and_the_macbook_pro() -> None:
                 "to 0.5",
                 "bad_values.yaml:8: telemetry.deadbands.cpu_pct: Input should be greater than 0",
                 "bad_values.yaml:9: components.1: Input should be 'agent', 'waker', "
-                "'inference', 'dispatcher', 'gateway', 'rules', 'sensors', 'fans' "
-                "or 'twin'",
+                "'inference', 'dispatcher', 'gateway', 'rules', 'sensors', 'fans', "
+                "'twin', 'hass' or 'plain'",
             ],
         ),
         (
