@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from aigloo_edge.app import run_machine
-from aigloo_edge.broker import credentials_path, init_broker, prepare
+from aigloo_edge.broker import credentials_path, init_broker, prepare, refresh_broker
 from aigloo_edge.config import AgentConfig, load_config
 from aigloo_edge.errors import BrokerError
 from aigloo_edge.mqtt.settings import Credentials, load_credentials
@@ -31,6 +31,8 @@ async def run_rig(
     """Start Mosquitto on `directory`, then the components of the `machine` config."""
     if not credentials_path(directory).exists():
         init_broker(directory)
+    elif refresh_broker(directory):
+        console.print(f"broker directory {directory}: roles and ACL brought up to date")
     argv = prepare(directory)
     creds = load_credentials(credentials_path(directory))
     config = None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aigloo_edge.broker import init_broker, render_config, template_path
+from aigloo_edge.broker import init_broker, refresh_broker, render_config, template_path
 from aigloo_edge.broker.conf import split_listeners
 from aigloo_edge.mqtt import load_credentials
 from aigloo_edge.topics import Topics
@@ -72,6 +72,25 @@ def test_init_writes_private_files_and_keeps_passwords(tmp_path: Path) -> None:
     rotated = init_broker(tmp_path, ports=PORTS, rotate=True)
     assert all(rotated.users[u] != creds.users[u] for u in creds.users)
     assert load_credentials(tmp_path / "credentials.yaml").ports == PORTS
+
+
+def test_refresh_adds_a_new_role_and_acl_and_keeps_the_rest(tmp_path: Path) -> None:
+    """A broker directory from an older version (no `plain` user, an older ACL) is brought up
+    to date by `aigloo up`; every existing password, the host and the ports stay."""
+    creds = init_broker(tmp_path, ports=PORTS, host="mini.local")
+    assert refresh_broker(tmp_path) is False  # already current: nothing rewritten
+    path = tmp_path / "credentials.yaml"
+    older = path.read_text().replace(f"  plain: {creds.users['plain'].get_secret_value()}\n", "")
+    path.write_text(older)
+    (tmp_path / "acl").write_text("user admin\ntopic readwrite #\n")
+    assert refresh_broker(tmp_path) is True
+    after = load_credentials(path)
+    assert "plain" in after.users
+    assert {u: after.users[u] for u in creds.users if u != "plain"} == {
+        u: p for u, p in creds.users.items() if u != "plain"
+    }
+    assert (after.host, after.ports) == ("mini.local", PORTS)
+    assert "user plain" in (tmp_path / "acl").read_text()
 
 
 def test_init_with_tls_writes_a_ca_and_a_server_cert(tmp_path: Path) -> None:
