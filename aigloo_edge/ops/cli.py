@@ -88,9 +88,9 @@ def _carry_out(config: Path, user: str, action: Action) -> None:
 def _node_power(
     node: str, state: Literal["sleep", "wake"], config: Path, user: str, timeout: float | None
 ) -> None:
-    from aigloo_edge.ops.control import NodePower
+    from aigloo_edge.ops.control import SLEEP_TIMEOUT_S, WAKE_TIMEOUT_S, NodePower
 
-    default = 120.0 if state == "wake" else 30.0
+    default = WAKE_TIMEOUT_S if state == "wake" else SLEEP_TIMEOUT_S
     _carry_out(config, user, NodePower(timeout or default, node, state))
 
 
@@ -124,9 +124,9 @@ def fans_set(
     timeout: TimeoutOption = None,
 ) -> None:
     """Set the fan profile and wait until the fan controller reports it."""
-    from aigloo_edge.ops.control import Fans
+    from aigloo_edge.ops.control import FANS_TIMEOUT_S, Fans
 
-    _carry_out(config, user, Fans(timeout or 20.0, profile))
+    _carry_out(config, user, Fans(timeout or FANS_TIMEOUT_S, profile))
 
 
 def power(
@@ -137,15 +137,15 @@ def power(
     timeout: TimeoutOption = None,
 ) -> None:
     """Switch a station output and wait until the station reports it."""
-    from aigloo_edge.ops.control import Output
+    from aigloo_edge.ops.control import OUTPUT_TIMEOUT_S, Output
 
-    _carry_out(config, user, Output(timeout or 30.0, output, state == "on"))
+    _carry_out(config, user, Output(timeout or OUTPUT_TIMEOUT_S, output, state == "on"))
 
 
 def _rule_switch(rule: str, enable: bool, config: Path, user: str, timeout: float | None) -> None:
-    from aigloo_edge.ops.control import RuleSwitch
+    from aigloo_edge.ops.control import RULE_TIMEOUT_S, RuleSwitch
 
-    _carry_out(config, user, RuleSwitch(timeout or 15.0, rule, enable))
+    _carry_out(config, user, RuleSwitch(timeout or RULE_TIMEOUT_S, rule, enable))
 
 
 def rules_enable(

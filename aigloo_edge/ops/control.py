@@ -31,6 +31,12 @@ from aigloo_edge.payloads import (
 from aigloo_edge.runtime import cancel_and_wait
 
 SENSORS: Final = "sensors"  # the component that carries out fan and output commands
+# How long each action waits for the rig to show it done (the CLI's and the dashboard's).
+FANS_TIMEOUT_S: Final = 20.0
+SLEEP_TIMEOUT_S: Final = 30.0
+WAKE_TIMEOUT_S: Final = 120.0  # Wake-on-LAN, macOS waking, the agent reconnecting
+OUTPUT_TIMEOUT_S: Final = 30.0
+RULE_TIMEOUT_S: Final = 15.0
 RULES: Final = "rules"
 
 

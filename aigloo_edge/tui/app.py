@@ -30,7 +30,20 @@ from textual.worker import Worker
 from aigloo_edge.display import TemperatureUnit
 from aigloo_edge.errors import NotConnectedError
 from aigloo_edge.mqtt import MqttSettings
-from aigloo_edge.ops.control import Action, Fans, NodePower, Outcome, Output, RuleSwitch, perform
+from aigloo_edge.ops.control import (
+    FANS_TIMEOUT_S,
+    OUTPUT_TIMEOUT_S,
+    RULE_TIMEOUT_S,
+    SLEEP_TIMEOUT_S,
+    WAKE_TIMEOUT_S,
+    Action,
+    Fans,
+    NodePower,
+    Outcome,
+    Output,
+    RuleSwitch,
+    perform,
+)
 from aigloo_edge.ops.state import HISTORY_POINTS, RigState
 from aigloo_edge.ops.watch import Watcher, operator_session
 from aigloo_edge.payloads import FanProfile
@@ -44,12 +57,6 @@ log = logging.getLogger(__name__)
 REDRAW_S: Final = 0.25  # at most four redraws a second, however fast messages come
 TICK_S: Final = 1.0
 DEFAULT_EVENTS: Final = 5
-# How long each action waits for the rig to show it done (as the CLI commands do).
-FANS_TIMEOUT_S: Final = 20.0
-SLEEP_TIMEOUT_S: Final = 30.0
-WAKE_TIMEOUT_S: Final = 120.0
-OUTPUT_TIMEOUT_S: Final = 30.0
-RULE_TIMEOUT_S: Final = 15.0
 FAN_PROFILES: Final[dict[str, FanProfile]] = {p: p for p in get_args(FanProfile)}
 OUTPUTS: Final[dict[str, Literal["ac", "dc"]]] = {"ac": "ac", "dc": "dc"}
 # The parts of the screen each contract row changes.
