@@ -141,9 +141,28 @@ def _print_where_to_look(
         _print_rules(console, config, topics)
     if config is not None and config.twin is not None:
         _print_twin(console, config, topics)
+    if config is not None and (config.hass is not None or config.plain is not None):
+        _print_clients(console, config, creds)
     if machine is not None:
         _print_dashboard(console, machine)
     console.print("Ctrl-C stops everything.")
+
+
+def _print_clients(console: Console, config: AgentConfig, creds: Credentials) -> None:
+    ports = creds.ports
+    if config.hass is not None:
+        console.print(
+            f"Home Assistant: MQTT integration on {creds.host}:{ports['mqtt']} as user "
+            f"homeassistant; devices on {config.hass.discovery_prefix}/device/aigloo_+/config "
+            "(docs/hass.md)",
+            markup=False,
+            highlight=False,
+        )
+    mobile = f"phones: websockets on port {ports['websockets']} as user mobile (docs/mobile.md)"
+    if config.plain is not None:
+        topics = Topics(creds.base_topic)
+        mobile += f"; plain values such as {topics.plain_value(topics.battery(), 'soc_pct')}"
+    console.print(mobile, markup=False, highlight=False)
 
 
 def _print_dashboard(console: Console, machine: Path) -> None:

@@ -60,6 +60,7 @@ async def test_up_runs_the_rig_and_stops_on_ctrl_c(tmp_path: Path, demo_cache: P
         printed = await _printout(process.stdout)
         assert "digital twin: scenario" in printed, printed
         assert "aigloo top" in printed, printed
+        assert "Home Assistant: MQTT integration" in printed, printed
         task = asyncio.create_task(session.run())
         await session.wait_connected(10)
         assert await availability.value_on(t.node_availability("mini"), timeout=15) == b"online"
