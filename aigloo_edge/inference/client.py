@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Final
 
 from aigloo_edge.errors import PayloadError
 from aigloo_edge.mqtt import Inbound, Session
 from aigloo_edge.payloads import (
     InferCancel,
+    InferChunk,
+    InferError,
     InferFinal,
     InferReplyMessage,
     InferRequest,
@@ -22,6 +26,10 @@ from aigloo_edge.payloads import (
 )
 
 log = logging.getLogger(__name__)
+
+# The dispatcher answers a request by its deadline; past it by this much, nobody will (the
+# dispatcher or the worker died): the client gives the request its final answer itself.
+DEADLINE_GRACE_S: Final = 2.0
 
 
 def new_request_id() -> str:
@@ -48,8 +56,10 @@ class InferClient:
         """Publish `request` (to the dispatcher, or straight to a node's worker) and yield its
         accepted/chunk messages and finally its one InferFinal.
 
-        The request's `client` and `reply_to` are set here. The caller bounds the wait (the
-        dispatcher and workers always answer, by the deadline at the latest).
+        The request's `client` and `reply_to` are set here. The dispatcher and workers answer
+        by the deadline at the latest; if nothing has come `DEADLINE_GRACE_S` after it (they
+        died), the stream ends with a `deadline` error final of its own. Without a deadline the
+        caller bounds the wait.
         """
         if request.id in self._streams:
             raise ValueError(f"request id {request.id!r} is already in flight on this client")
@@ -64,10 +74,13 @@ class InferClient:
                 await self.session.sync_subscriptions()
                 self._subscribed = True
             await self.session.publish(topic, request)
+            pieces: list[str] = []
             while True:
-                reply = await queue.get()
+                reply = await _next_reply(queue, request, pieces)
                 yield reply
-                if isinstance(reply, InferFinal):
+                if isinstance(reply, InferChunk):
+                    pieces.append(reply.text)
+                elif isinstance(reply, InferFinal):
                     return
         finally:
             del self._streams[request.id]
@@ -85,3 +98,26 @@ class InferClient:
             queue.put_nowait(parse_infer_reply(message.payload))
         except PayloadError as exc:
             await self.session.reject(message.topic, str(exc))
+
+
+async def _next_reply(
+    queue: asyncio.Queue[InferReplyMessage], request: InferRequest, pieces: list[str]
+) -> InferReplyMessage:
+    if request.deadline is None:
+        return await queue.get()
+    left = request.deadline + DEADLINE_GRACE_S - time.time()
+    try:
+        return await asyncio.wait_for(queue.get(), max(left, 0.0))
+    except TimeoutError:
+        log.warning("no answer to request %s by its deadline: ending it here", request.id)
+        return InferFinal(
+            id=request.id,
+            seq=len(pieces),
+            ok=False,
+            text="".join(pieces),
+            finish_reason="error",
+            error=InferError(
+                code="deadline",
+                message="no answer by the deadline: the dispatcher or the worker is gone",
+            ),
+        )

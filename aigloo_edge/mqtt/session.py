@@ -264,7 +264,10 @@ class Session:
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
             will=will if self.announce else None,
             clean_session=None if v5 else True,
-            clean_start=MQTT_CLEAN_START_FIRST_ONLY,
+            # Never clean start: paho's FIRST_ONLY is reset by every connect() aiomqtt makes,
+            # so each reconnect threw the session (and the QoS 1 messages queued in it) away.
+            # The client id is new per Session, so a first connect has no old session to resume.
+            clean_start=False if v5 else MQTT_CLEAN_START_FIRST_ONLY,  # paho: v5 only
             transport=s.transport,
             websocket_path=s.websocket_path if s.transport == "websockets" else None,
             keepalive=s.keepalive,
