@@ -67,6 +67,19 @@ class Payload(Wire):
             raise PayloadError(describe_validation_error(exc)) from exc
 
 
+def parse_availability(payload: bytes) -> bool | None:
+    """`online` → True, `offline` → False, empty (a cleared retained message) → None; anything
+    else is a PayloadError, never read as either."""
+    if not payload:
+        return None
+    if payload == AVAILABILITY_ONLINE.encode():
+        return True
+    if payload == AVAILABILITY_OFFLINE.encode():
+        return False
+    shown = payload[:20].decode("utf-8", errors="replace")
+    raise PayloadError(f"availability must be online or offline, not {shown!r}")
+
+
 def json_kind(value: object) -> str:
     """What a JSON value is, for a message that must not echo the value itself."""
     if value is None:

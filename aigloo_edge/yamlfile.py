@@ -155,7 +155,10 @@ def read_yaml(path: Path) -> YamlDocument:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text") from exc
+        before = exc.object[: exc.start]
+        line, column = before.count(b"\n") + 1, exc.start - (before.rfind(b"\n") + 1) + 1
+        bad = exc.object[exc.start : exc.start + 1].hex()
+        raise ConfigError(f"{path}:{line}:{column}: not UTF-8 text (byte 0x{bad})") from exc
     return parse_yaml(text, path)
 
 

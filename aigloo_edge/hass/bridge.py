@@ -29,7 +29,7 @@ from aigloo_edge.hass.devices import (
 )
 from aigloo_edge.hass.settings import HassConfig
 from aigloo_edge.mqtt import Inbound, Session
-from aigloo_edge.payloads import NodeInfo
+from aigloo_edge.payloads import Climate, NodeInfo, RuleState, parse_availability
 from aigloo_edge.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class HassBridge:
 
     async def _on_node_availability(self, message: Inbound) -> None:
         node = self._id(message, "node")
-        if not message.payload:
+        if parse_availability(message.payload) is None:
             self.seen.available_nodes.discard(node)
             self._drop_node(node, info_cleared=False)
             return
@@ -141,9 +141,13 @@ class HassBridge:
             self._mark()
 
     async def _on_climate(self, message: Inbound) -> None:
+        if message.payload:  # a reading that does not parse makes no device
+            Climate.from_json(message.payload)
         self._present(self.seen.probes, self._id(message, "probe"), bool(message.payload))
 
     async def _on_rule_state(self, message: Inbound) -> None:
+        if message.payload:
+            RuleState.from_json(message.payload)
         self._present(self.seen.rules, self._id(message, "rule"), bool(message.payload))
 
     def _present(self, ids: set[str], name: str, present: bool) -> None:
@@ -163,7 +167,8 @@ class HassBridge:
 
     async def _on_service(self, message: Inbound) -> None:
         component = self._id(message, "component")
-        if component in SERVICES and message.payload and component not in self.seen.services:
+        present = parse_availability(message.payload) is not None
+        if component in SERVICES and present and component not in self.seen.services:
             self.seen.services.add(component)
             self._mark()
 

@@ -173,7 +173,7 @@ def published_components(payload: bytes) -> dict[str, Platform]:
     an empty or unreadable one."""
     try:
         document = json.loads(payload) if payload else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json can parse
         return {}
     components = document.get("cmps") if isinstance(document, dict) else None
     if not isinstance(components, dict):

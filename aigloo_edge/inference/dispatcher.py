@@ -45,6 +45,7 @@ from aigloo_edge.payloads import (
     PowerCommand,
     PowerState,
     Solar,
+    parse_availability,
     parse_infer_reply,
 )
 
@@ -321,8 +322,9 @@ class Dispatcher:
         return self.views.setdefault(node, NodeView(node))
 
     async def _on_availability(self, message: Inbound) -> None:
+        online = parse_availability(message.payload)  # junk is rejected, not read as offline
         view = self._view(message.topic)
-        view.online = message.payload == b"online"
+        view.online = bool(online)
         if view.online:
             await self._release_held()
         else:

@@ -13,14 +13,12 @@ from collections.abc import Callable
 import wakeonlan
 
 from aigloo_edge.config import WakerConfig, WakeTarget
-from aigloo_edge.errors import PayloadError
 from aigloo_edge.mqtt import Inbound, Session
 from aigloo_edge.payloads import (
-    AVAILABILITY_OFFLINE,
-    AVAILABILITY_ONLINE,
     PowerCommand,
     PowerState,
     PowerStateValue,
+    parse_availability,
 )
 
 log = logging.getLogger(__name__)
@@ -51,10 +49,7 @@ class Waker:
         node = self._target_of(message.topic)
         if node is None:
             return
-        state = message.payload.decode("utf-8")
-        if state not in (AVAILABILITY_ONLINE, AVAILABILITY_OFFLINE):
-            raise PayloadError(f"availability must be online or offline, not {state[:20]!r}")
-        if state == AVAILABILITY_ONLINE:
+        if parse_availability(message.payload):
             self._online[node].set()
         else:
             self._online[node].clear()

@@ -15,7 +15,6 @@ from typing import Final, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from aigloo_edge.payloads import (
-    AVAILABILITY_ONLINE,
     Battery,
     Climate,
     FanProfileState,
@@ -26,6 +25,7 @@ from aigloo_edge.payloads import (
     RuleEvent,
     RuleState,
     Solar,
+    parse_availability,
 )
 from aigloo_edge.topics import Topics
 
@@ -160,10 +160,10 @@ def _model(model: type[ModelT], payload: bytes) -> ModelT:
 
 
 def _availability(payload: bytes) -> bool:
-    text = payload.decode("utf-8", errors="replace").strip()
-    if text not in ("online", "offline"):
-        raise ValueError(f"availability is 'online' or 'offline', not {text[:40]!r}")
-    return text == AVAILABILITY_ONLINE
+    online = parse_availability(payload)
+    if online is None:
+        raise ValueError("availability is 'online' or 'offline', not empty")
+    return online
 
 
 Params = dict[str, str]

@@ -179,7 +179,7 @@ class Readings:
 def _custom_value(signal: CustomSignal, payload: bytes) -> Value:
     try:
         data: Any = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise PayloadError(f"{signal.name}: payload is not JSON") from exc
     value = _at_path(data, signal.path, signal.name)
     return _typed(signal, value)

@@ -247,6 +247,8 @@ def parse_duty(raw: bytes, path: str = "") -> float:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
             raise PayloadError(f"fan state is not JSON: {exc.msg}") from exc
+        except (ValueError, RecursionError) as exc:  # a huge int literal, too deep a nesting
+            raise PayloadError("fan state is not JSON this reader can take") from exc
         for key in path.removeprefix("$.").split("."):
             value = _step(value, key, path)
     duty = _number(value)

@@ -102,6 +102,8 @@ def decode_payload(payload: bytes) -> tuple[Any, bool]:
         raise PayloadError("payload is not UTF-8 text") from None
     try:
         return json.loads(text), True
+    except RecursionError:
+        raise PayloadError("JSON nested too deeply") from None
     except ValueError:
         return text.strip(), False
 

@@ -111,7 +111,7 @@ def test_a_bad_payload_is_counted_with_its_reason_and_keeps_the_old_value() -> N
     assert state.battery.value.soc_pct == 57.0
     assert state.unreadable_total == 2
     assert "soc_pct" in state.unreadable[T.battery()].reason
-    assert "'online' or 'offline'" in state.unreadable[T.node_availability("mbp")].reason
+    assert "must be online or offline" in state.unreadable[T.node_availability("mbp")].reason
 
 
 def test_cleared_retained_messages_remove_what_they_described() -> None:
