@@ -16,7 +16,6 @@ from aigloo_edge.payloads import (
     InferChunk,
     InferFinal,
     InferPolicy,
-    NodeInfo,
     PowerCommand,
     PowerState,
     Solar,
@@ -30,6 +29,7 @@ from tests.support.inference import (
     chunks,
     collect,
     dispatcher_running,
+    serving_info,
     worker_running,
 )
 
@@ -50,19 +50,7 @@ async def admin(broker: RunningBroker) -> AsyncIterator[Session]:
 async def announce(admin: Session, node: str, *, online: bool, power: str = "awake") -> None:
     """Retained state as a node that serves the demo model would have left it."""
     t = admin.topics
-    info = NodeInfo(
-        node=node,
-        role="studio",
-        hostname=node,
-        hardware="test",
-        os="Darwin",
-        os_version="15",
-        version="0",
-        cpu_cores=1,
-        memory_bytes=1,
-        models=[MODEL],
-    )
-    await admin.publish(t.node_info(node), info, retain=True)
+    await admin.publish(t.node_info(node), serving_info(node, [MODEL]), retain=True)
     await admin.publish(t.node_power(node), PowerState(state=power), retain=True)  # type: ignore[arg-type]
     await admin.publish(t.node_availability(node), "online" if online else "offline", retain=True)
 

@@ -34,7 +34,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from aigloo_edge.broker import ALL_ROLES
-from tests.support.acl import expected_topics, probe_topics
+from tests.support.acl import expected_topics, probe_topics, published_through, read_through
 from tests.support.broker import RunningBroker, free_port
 from tests.support.collect import Collector
 from tests.support.node import node_config
@@ -57,15 +57,7 @@ async def test_over_websockets_a_role_may_publish_exactly_its_grants(
     """Over the websockets listener, a role's publishes reach subscribers only on the topics its
     grants let it write: every other probe topic is dropped by the broker."""
     probes = probe_topics(broker.topics)
-    sentinel = f"{broker.topics.base}/bridge/{role}/sentinel"
-    async with broker.session("admin", component="observer") as admin:
-        seen = Collector(admin, "#")
-        await admin.sync_subscriptions()
-        async with broker.session(role, component=role, listener="websockets") as subject:
-            for topic in probes:
-                await subject.publish(topic, b"probe")
-            await subject.publish(sentinel, b"end")
-            received = {m.topic for m in await seen.until(sentinel)} & set(probes)
+    received = await published_through(broker, role, "websockets")
     allowed = expected_topics(broker.topics, role, "write", probes)
     record_property("access_cases", len(probes))
     record_property("allowed", len(allowed))
@@ -79,17 +71,7 @@ async def test_over_websockets_a_role_may_read_exactly_its_grants(
     """Over the websockets listener, a role subscribed to every probe topic receives only those
     its grants let it read."""
     probes = probe_topics(broker.topics)
-    sentinel = f"{broker.topics.base}/bridge/{role}/sentinel"
-    async with broker.session(role, component=role, listener="websockets") as subject:
-        seen = Collector(subject, sentinel)
-        for topic in probes:
-            subject.router.add(topic, seen._put)
-        await subject.sync_subscriptions()
-        async with broker.session("admin", component="publisher") as admin:
-            for topic in probes:
-                await admin.publish(topic, b"probe")
-            await admin.publish(sentinel, b"end")
-            received = {m.topic for m in await seen.until(sentinel)} & set(probes)
+    received = await read_through(broker, role, "websockets")
     allowed = expected_topics(broker.topics, role, "read", probes)
     record_property("access_cases", len(probes))
     record_property("allowed", len(allowed))

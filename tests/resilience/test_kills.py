@@ -27,10 +27,10 @@ from aigloo_edge.payloads import (
     FanProfileCommand,
     InferFinal,
     InferRequest,
-    NodeInfo,
 )
 from tests.support.broker import RunningBroker
 from tests.support.collect import Collector
+from tests.support.inference import serving_info
 from tests.support.node import node_config
 
 RecordProperty = Callable[[str, object], None]  # pytest's record_property
@@ -135,20 +135,8 @@ async def _fake_worker(admin: Session, node: str, model: str) -> Collector:
     """Retained state of a node that serves `model`; the requests forwarded to it, unanswered."""
     t = admin.topics
     forwarded = Collector(admin, t.node_infer(node))
-    info = NodeInfo(
-        node=node,
-        role="studio",
-        hostname=node,
-        hardware="test",
-        os="Darwin",
-        os_version="15",
-        version="0",
-        cpu_cores=1,
-        memory_bytes=1,
-        models=[model],
-    )
     await admin.sync_subscriptions()
-    await admin.publish(t.node_info(node), info, retain=True)
+    await admin.publish(t.node_info(node), serving_info(node, [model]), retain=True)
     await admin.publish(t.node_availability(node), "online", retain=True)
     return forwarded
 

@@ -51,6 +51,22 @@ async def worker_running(
         await cancel_and_wait(task)
 
 
+def serving_info(node: str, models: list[str]) -> NodeInfo:
+    """The retained info of a node that serves `models` (for tests that play a worker)."""
+    return NodeInfo(
+        node=node,
+        role="studio",
+        hostname=node,
+        hardware="test",
+        os="Darwin",
+        os_version="15",
+        version="0",
+        cpu_cores=1,
+        memory_bytes=1,
+        models=models,
+    )
+
+
 def ask(request_id: str, **fields: Any) -> InferRequest:
     fields.setdefault("messages", QUESTION)
     return InferRequest(id=request_id, model=fields.pop("model", MODEL), **fields)
