@@ -1,5 +1,3 @@
-"""Operator tools: the rig's state from its messages, `aigloo status`, control commands."""
-
-from aigloo_edge.ops.state import NodeView, Received, RigState
-
-__all__ = ["NodeView", "Received", "RigState"]
+"""Operator tools: the rig's state from its messages (`state`), `aigloo status` (`views`,
+`watch`), control commands (`control`). Import the submodule you need: every `aigloo` command
+imports this package's `cli`, so the package itself stays light."""

@@ -3,7 +3,6 @@ an owner types on the Air (over SSH to the Mini) or the Mini itself."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -11,10 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
-from rich.console import Console
 
 from aigloo_edge.display import TemperatureUnit
-from aigloo_edge.payloads import FanProfile
+
+# The contract's fan profiles (payloads.FanProfile), spelled here so that every `aigloo`
+# command does not load pydantic and the wire models at start; a test keeps them equal.
+FanProfileChoice = Literal["off", "quiet", "normal", "max"]
 
 if TYPE_CHECKING:
     from aigloo_edge.mqtt import MqttSettings
@@ -57,6 +58,10 @@ def status(
     unit: UnitOption = None,
 ) -> None:
     """One screen, one shot: nodes, station, probes, fans, active rules, last events."""
+    import asyncio
+
+    from rich.console import Console
+
     from aigloo_edge.ops.views import status_json, status_view
     from aigloo_edge.ops.watch import snapshot
 
@@ -71,6 +76,10 @@ def status(
 
 
 def _carry_out(config: Path, user: str, action: Action) -> None:
+    import asyncio
+
+    from rich.console import Console
+
     from aigloo_edge.ops.control import carry_out
 
     _quiet_logs()
@@ -118,7 +127,7 @@ def node_wake(
 
 @fans_app.command("set")
 def fans_set(
-    profile: Annotated[FanProfile, typer.Argument(help="off, quiet, normal or max.")],
+    profile: Annotated[FanProfileChoice, typer.Argument(help="off, quiet, normal or max.")],
     config: ConfigOption = DEFAULT_CONFIG,
     user: UserOption = "mobile",
     timeout: TimeoutOption = None,

@@ -1,5 +1,2 @@
-"""`aigloo top`: the terminal dashboard (Textual), built on the operator tools in `ops`."""
-
-from aigloo_edge.tui.app import TopApp
-
-__all__ = ["TopApp"]
+"""`aigloo top`: the terminal dashboard (Textual, in `app`), built on the operator tools in
+`ops`. Import the submodule you need: Textual loads only when the dashboard starts."""

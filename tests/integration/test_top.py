@@ -21,7 +21,7 @@ from textual.widgets import OptionList, Sparkline
 from aigloo_edge import display
 from aigloo_edge.ops.state import RigState
 from aigloo_edge.ops.watch import Watcher
-from aigloo_edge.tui import TopApp
+from aigloo_edge.tui.app import TopApp
 from aigloo_edge.tui.dialogs import ChoiceDialog, ConfirmDialog
 from tests.support.broker import RunningBroker
 from tests.support.collect import Collector
