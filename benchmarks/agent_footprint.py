@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psutil
 import yaml
-from common import DOCS_PATH, running_broker, sample_process
+from common import DOCS_PATH, running_broker, sample_process, verdict
 
 from aigloo_edge.mqtt import Inbound, Session, load_credentials
 from aigloo_edge.runtime import cancel_and_wait
@@ -146,13 +146,13 @@ def table(results: list[Footprint]) -> str:
     return "\n".join(lines)
 
 
-def verdict(results: list[Footprint]) -> str:
+def goals_text(results: list[Footprint]) -> str:
     agent = results[0]
     lines = [
         f"- agent peak RSS {agent.peak_rss_mb:.1f} MB against the goal of {GOAL_RSS_MB:.0f} MB: "
-        f"{'met' if agent.peak_rss_mb <= GOAL_RSS_MB else '**not met**'}",
+        f"{verdict(agent.peak_rss_mb <= GOAL_RSS_MB)}",
         f"- agent CPU {agent.cpu_pct:.2f} % of one core against the goal of {GOAL_CPU_PCT:.0f} %: "
-        f"{'met' if agent.cpu_pct <= GOAL_CPU_PCT else '**not met**'}",
+        f"{verdict(agent.cpu_pct <= GOAL_CPU_PCT)}",
     ]
     for other in results[1:]:
         lines.append(
@@ -193,7 +193,7 @@ def main() -> None:
             "",
             table(results),
             "",
-            verdict(results),
+            goals_text(results),
         ]
     )
     print(report)

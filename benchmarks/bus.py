@@ -53,6 +53,7 @@ from common import (
     CONNECT_TIMEOUT_S,
     DocsSection,
     Samples,
+    mark,
     paho_client,
     paho_subscribe,
     parse_args,
@@ -530,9 +531,8 @@ def ratio_table(results: Results) -> list[str]:
         "| QoS | ratio | value | goal | met |",
         "|----:|-------|------:|-----:|:---:|",
     ]
-    marks = {True: "yes", False: "**no**", None: "-"}
     lines += [
-        f"| {r.qos} | {r.metric} | {r.value:.2f} | {r.goal} | {marks[r.met]} |"
+        f"| {r.qos} | {r.metric} | {r.value:.2f} | {r.goal} | {mark(r.met)} |"
         for r in ratios(results)
     ]
     return lines

@@ -393,3 +393,13 @@ def sample_process(pid: int, warmup_s: float, seconds: float) -> ProcessSamples:
     return ProcessSamples(
         max(rss) / 2**20, sum(uss) / len(uss) / 2**20, 100 * cpu_s / elapsed, elapsed
     )
+
+
+def verdict(ok: bool) -> str:
+    """How a goal reads in docs/benchmarks.md: `met`, or a bold `not met`."""
+    return "met" if ok else "**not met**"
+
+
+def mark(ok: bool | None) -> str:
+    """A goal table's last cell: `yes`, a bold `no`, or `-` for a figure without a goal."""
+    return "-" if ok is None else "yes" if ok else "**no**"

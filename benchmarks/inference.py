@@ -89,6 +89,7 @@ from common import (
     running,
     running_broker,
     start_run,
+    verdict,
     within,
 )
 from mlx_lm.sample_utils import make_sampler
@@ -688,10 +689,6 @@ def goals(results: Results) -> Goals:
     return Goals(b.ttft_ms - a.ttft_ms, b.rate / a.rate, c.ttft_ms, d.ttft_ms, d0.ttft_ms)
 
 
-def met(ok: bool) -> str:
-    return "met" if ok else "**not met**"
-
-
 def transport_ms(results: Results) -> list[float]:
     """Per (b) answer: client TTFT minus the worker's own TTFT, i.e. the request's and the
     first chunk's way through the broker and both ends' JSON (ms)."""
@@ -708,7 +705,7 @@ def goal_lines(results: Results) -> list[str]:
     lines = [
         f"- TTFT overhead of the MQTT path, median b - median a: {g.ttft_overhead_ms:+,.1f} ms "
         f"(goal <= {GOAL_TTFT_OVERHEAD_MS:g} ms): "
-        f"{met(g.ttft_overhead_ms <= GOAL_TTFT_OVERHEAD_MS)}; read against a spread of "
+        f"{verdict(g.ttft_overhead_ms <= GOAL_TTFT_OVERHEAD_MS)}; read against a spread of "
         f"{a_noise.ttft_max - a_noise.ttft_min:,.0f} ms in a's own TTFT",
     ]
     transport = transport_ms(results)
@@ -717,11 +714,11 @@ def goal_lines(results: Results) -> list[str]:
         lines.append(
             f"- the same overhead measured inside each (b) request (client TTFT - the worker's "
             f"own TTFT), free of the model's noise: median {within:,.1f} ms, max "
-            f"{max(transport):,.1f} ms: {met(within <= GOAL_TTFT_OVERHEAD_MS)}"
+            f"{max(transport):,.1f} ms: {verdict(within <= GOAL_TTFT_OVERHEAD_MS)}"
         )
     lines.append(
         f"- decode rate of the MQTT path, b / a: {g.rate_ratio:.3f} "
-        f"(goal >= {GOAL_RATE_RATIO:g}): {met(g.rate_ratio >= GOAL_RATE_RATIO)}"
+        f"(goal >= {GOAL_RATE_RATIO:g}): {verdict(g.rate_ratio >= GOAL_RATE_RATIO)}"
     )
     own_a = median_of([s.reported_tps for s in results.of(DIRECT)])
     own_b = median_of([s.reported_tps for s in results.of(MQTT)])
@@ -733,7 +730,7 @@ def goal_lines(results: Results) -> list[str]:
     lines += [
         f"- TTFT, gateway path c against mlx_lm.server d: {g.gateway_ttft_ms:,.1f} ms against "
         f"{g.server_ttft_ms:,.1f} ms (goal: c lower): "
-        f"{met(g.gateway_ttft_ms < g.server_ttft_ms)}",
+        f"{verdict(g.gateway_ttft_ms < g.server_ttft_ms)}",
         f"- (context) c against mlx_lm.server without its prompt cache, d0: "
         f"{g.gateway_ttft_ms:,.1f} ms against {g.server_no_cache_ttft_ms:,.1f} ms "
         f"({g.gateway_ttft_ms - g.server_no_cache_ttft_ms:+,.1f} ms)",

@@ -95,6 +95,7 @@ from common import (
     CONNECT_TIMEOUT_S,
     DocsSection,
     Samples,
+    mark,
     paho_client,
     paho_subscribe,
     parse_args,
@@ -1382,7 +1383,6 @@ def goals_table(results: BusResults) -> list[str]:
     runner, echo = latency[RUNNER], latency[ECHO]
     p50, p99 = runner.p50 / echo.p50, runner.p99 / echo.p99
     ours, raw = results.streams[RUNNER], results.streams[COUNTER]
-    marks = {True: "yes", False: "**no**"}
     rows = [
         ("latency p50, runner / echo", f"{p50:.2f}", f"<= {GOAL_P50_RATIO}", p50 <= GOAL_P50_RATIO),
         ("latency p99, runner / echo", f"{p99:.2f}", f"<= {GOAL_P99_RATIO}", p99 <= GOAL_P99_RATIO),
@@ -1394,7 +1394,7 @@ def goals_table(results: BusResults) -> list[str]:
         ),
     ]
     lines = ["Goals:", "", "| figure | value | goal | met |", "|--------|------:|-----:|:---:|"]
-    lines += [f"| {name} | {value} | {goal} | {marks[met]} |" for name, value, goal, met in rows]
+    lines += [f"| {name} | {value} | {goal} | {mark(met)} |" for name, value, goal, met in rows]
     lines.append(
         f"| sustained events/s, runner / paho subscriber | {ours.rate / raw.rate:.2f} | - | - |"
     )

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from common import DocsSection, parse_args, start_run
+from common import DocsSection, mark, parse_args, start_run, verdict
 
 from aigloo_edge.rules.loader import RuleSet, load_rules
 from aigloo_edge.twin.model import Twin
@@ -138,10 +138,6 @@ def other_days_report(days: list[OtherDay]) -> list[str]:
     return [*lines, ""]
 
 
-def _met(ok: bool) -> str:
-    return "yes" if ok else "**no**"
-
-
 def report(
     baseline: SimulationResult,
     ruled: SimulationResult,
@@ -161,7 +157,7 @@ def report(
         ratio = r.available_h[node] / b.available_h[node]
         lines.append(
             f"| {node} serving (h) | {b.available_h[node]:.2f} | {r.available_h[node]:.2f} "
-            f"| {ratio:.2f} | >= {GOAL_RATIO:g} | {_met(ratio >= GOAL_RATIO)} |"
+            f"| {ratio:.2f} | >= {GOAL_RATIO:g} | {mark(ratio >= GOAL_RATIO)} |"
         )
     allowed = studio_allowed_h(ruled)
     studio_ok = r.available_h["studio"] >= 0.95 * allowed
@@ -171,11 +167,11 @@ def report(
         f"| studio available (h) | {b.available_h['studio']:.2f} | {r.available_h['studio']:.2f} "
         f"| - | the {allowed:.2f} h the battery allowed (SoC >= 60 %, or >= 30 % with 20 W "
         "of sun, or 150 W of sun) "
-        f"| {_met(studio_ok)} |",
+        f"| {mark(studio_ok)} |",
         f"| peak inside (°C) | {b.peak_inside_c:.1f} | {r.peak_inside_c:.1f} | - "
-        f"| < {LIMIT_C:g} | {_met(r.peak_inside_c < LIMIT_C)} |",
+        f"| < {LIMIT_C:g} | {mark(r.peak_inside_c < LIMIT_C)} |",
         f"| minutes above {LIMIT_C:g} °C | {b.minutes_above_limit:.0f} "
-        f"| {r.minutes_above_limit:.0f} | - | 0 | {_met(r.minutes_above_limit == 0)} |",
+        f"| {r.minutes_above_limit:.0f} | - | 0 | {mark(r.minutes_above_limit == 0)} |",
         f"| station flat after (h) | {empty_b} | {empty_r} | - | - | - |",
         f"| Studio power toggles | {b.studio_toggles} | {r.studio_toggles} | - | - | - |",
         "",
@@ -199,12 +195,12 @@ def report(
         )
     scale = 24.0 / day_h
     day_s = speeds[0].median * scale
-    verdict = "met" if day_s <= GOAL_DAY_S else "**not met**"
+    day_verdict = verdict(day_s <= GOAL_DAY_S)
     scaled = f" (scaled from {day_h:g} h)" if scale != 1 else ""
     lines += [
         "",
         f"- a day with the shipped rules: {day_s:.2f} s{scaled} "
-        f"against the goal of <= {GOAL_DAY_S:g} s: {verdict}",
+        f"against the goal of <= {GOAL_DAY_S:g} s: {day_verdict}",
     ]
     return "\n".join(lines)
 

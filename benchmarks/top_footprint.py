@@ -56,6 +56,7 @@ from common import (
     sample_process,
     start_run,
     stop,
+    verdict,
 )
 
 from aigloo_edge.mqtt.settings import Credentials
@@ -302,20 +303,16 @@ def report(results: list[Footprint], seconds: float) -> str:
     lines += [
         "",
         f"- top / bare Textual app: RSS {rss_ratio:.2f}x against the goal of "
-        f"<= {GOAL_RSS_RATIO:g}x: {_verdict(rss_ratio <= GOAL_RSS_RATIO)}; "
+        f"<= {GOAL_RSS_RATIO:g}x: {verdict(rss_ratio <= GOAL_RSS_RATIO)}; "
         f"CPU {top.cpu_pct:.2f} % vs {bare.cpu_pct:.2f} %",
         f"- top CPU {top.cpu_pct:.2f} % of one core against the goal of <= {GOAL_CPU_PCT:g} %: "
-        f"{_verdict(top.cpu_pct <= GOAL_CPU_PCT)}",
+        f"{verdict(top.cpu_pct <= GOAL_CPU_PCT)}",
         f"- top / `aigloo status` every {STATUS_EVERY_S:g} s: CPU "
         f"{top.cpu_pct / status.cpu_pct:.2f}x, peak RSS {status_rss:.2f}x "
         f"({top.peak_rss_mb - status.peak_rss_mb:+.1f} MB: the same models and MQTT client, "
         "plus Textual)",
     ]
     return "\n".join(lines)
-
-
-def _verdict(met: bool) -> str:
-    return "met" if met else "**not met**"
 
 
 SECTION_INTRO: Final = (
