@@ -79,7 +79,6 @@ class HassBridge:
         self.seen = Seen()
         self.retained: dict[str, bytes] = {}  # device id → its discovery retained now
         self.changed = asyncio.Event()
-        self.births = 0
         self._started = False
         self._route()
 
@@ -185,7 +184,6 @@ class HassBridge:
     async def _on_ha_status(self, message: Inbound) -> None:
         if message.payload.strip() != b"online" or not self._started:
             return
-        self.births += 1
         delay = random.uniform(0, self.config.birth_delay_s)  # noqa: S311 - not for security
         log.info("Home Assistant is online: discovery again in %.1f s", delay)
         await asyncio.sleep(delay)
