@@ -246,6 +246,9 @@ class DispatcherConfig(Strict):
     request_timeout_s: float = Field(
         default=600.0, gt=0, description="when a request has no deadline"
     )
+    max_deadline_s: float = Field(
+        default=3600.0, gt=0, description="a request whose deadline is further away is refused"
+    )
 
 
 class GatewayConfig(Strict):

@@ -13,12 +13,31 @@ import json
 import time
 from typing import Annotated, ClassVar, Final, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from aigloo_edge.errors import PayloadError
 
 SCHEMA_VERSION: Final = 1
 
+# 2100-01-01: a later time is almost surely milliseconds (or microseconds) sent as seconds.
+LATEST_UNIX_S: Final = 4_102_444_800.0
+
+
+def _seconds_not_millis(value: float) -> float:
+    if value > LATEST_UNIX_S:
+        raise ValueError("after the year 2100: Unix seconds expected, not milliseconds")
+    return value
+
+
+UnixSeconds = Annotated[float, Field(ge=0), AfterValidator(_seconds_not_millis)]
 Pct = Annotated[float, Field(ge=0, le=100)]
 Watts = Annotated[float, Field(ge=0, le=100_000)]
 Celsius = Annotated[float, Field(ge=-80, le=250)]
@@ -53,7 +72,7 @@ class Payload(Wire):
     """Base of every JSON payload: version and timestamp."""
 
     v: int = Field(default=SCHEMA_VERSION, ge=1, description="payload schema version")
-    ts: float = Field(default_factory=now, ge=0, description="Unix seconds when produced")
+    ts: UnixSeconds = Field(default_factory=now, description="Unix seconds when produced")
 
     def to_json(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
@@ -260,7 +279,7 @@ class InferRequest(Payload):
     temperature: float = Field(default=0.0, ge=0, le=5)
     top_p: float = Field(default=1.0, gt=0, le=1)
     stream: bool = True
-    deadline: float | None = Field(default=None, ge=0, description="Unix seconds")
+    deadline: UnixSeconds | None = Field(default=None, description="Unix seconds")
     reply_to: str | None = Field(
         default=None,
         max_length=512,

@@ -135,6 +135,12 @@ class Dispatcher:
         if deadline <= now:
             await replier.error("deadline", "the deadline passed before the request arrived")
             return
+        if deadline - now > self.config.max_deadline_s:
+            # Held that long, a request whose worker hung would never be answered nor freed.
+            limit = self.config.max_deadline_s
+            why = f"the deadline is {deadline - now:.0f} s away; at most {limit:g} s is allowed"
+            await replier.error("bad_request", why)
+            return
         pending = Pending(request, replier, deadline, request.model)
         self.pending[request.id] = pending
         await self._route(pending)

@@ -196,6 +196,20 @@ async def test_a_request_held_for_a_wake_ends_at_its_deadline(
     assert time.time() - started < 3
 
 
+async def test_a_deadline_beyond_the_longest_allowed_is_refused(
+    broker: RunningBroker, phone: InferClient, admin: Session
+) -> None:
+    """A deadline further away than `max_deadline_s` is refused as a bad request at once: held
+    that long, a request whose worker hung would occupy the dispatcher for hours."""
+    await announce(admin, "studio", online=True)
+    async with dispatcher_running(broker, max_deadline_s=60):
+        request = ask("d11").model_copy(update={"deadline": time.time() + 3600})
+        _, final = await collect(phone, request)
+    assert final.error is not None
+    assert final.error.code == "bad_request"
+    assert "at most 60 s" in final.error.message
+
+
 async def test_cancel_reaches_the_worker_through_the_dispatcher(
     broker: RunningBroker, demo_model_dir: Path, phone: InferClient
 ) -> None:

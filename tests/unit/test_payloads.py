@@ -71,6 +71,7 @@ def test_unknown_keys_are_ignored() -> None:
         (b'{"probe": "internal", "temperature_c": 20, "humidity_pct": 140}', "humidity_pct"),
         (b'{"probe": "Internal Probe", "temperature_c": 20}', "probe"),
         (b'{"temperature_c": 20}', "probe"),
+        (b'{"probe": "internal", "temperature_c": 20, "ts": 1764374400000}', "ts"),
     ],
 )
 def test_wrong_types_and_ranges_are_rejected_naming_the_field(raw: bytes, field: str) -> None:
@@ -85,6 +86,13 @@ def test_rejection_reason_does_not_echo_the_input() -> None:
         InferRequest.from_json(b'{"id": "r1", "model": "m", "prompt": 5, "secret": "hunter2"}')
     assert "hunter2" not in str(caught.value)
     assert "prompt" in str(caught.value)
+
+
+def test_a_time_in_milliseconds_is_refused_as_such() -> None:
+    """`ts` and `deadline` are Unix seconds; a millisecond value (after 2100) says so."""
+    with pytest.raises(PayloadError, match=r"deadline.*milliseconds"):
+        InferRequest.from_json(b'{"id": "r1", "model": "m", "prompt": "hi", "deadline": 1.8e12}')
+    assert InferRequest.from_json(b'{"id": "r1", "model": "m", "prompt": "hi", "deadline": 1.8e9}')
 
 
 def test_infer_request_needs_exactly_one_of_messages_or_prompt() -> None:
