@@ -263,10 +263,12 @@ class Session:
             identifier=self.client_id,
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
             will=will if self.announce else None,
-            clean_session=None if v5 else True,
             # Never clean start: paho's FIRST_ONLY is reset by every connect() aiomqtt makes,
             # so each reconnect threw the session (and the QoS 1 messages queued in it) away.
             # The client id is new per Session, so a first connect has no old session to resume.
+            # 3.1.1 has no session expiry: the broker's `persistent_client_expiration` ends the
+            # sessions of components that never come back; short-lived clients keep none.
+            clean_session=None if v5 else not self.announce,
             clean_start=False if v5 else MQTT_CLEAN_START_FIRST_ONLY,  # paho: v5 only
             transport=s.transport,
             websocket_path=s.websocket_path if s.transport == "websockets" else None,

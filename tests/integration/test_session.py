@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -12,6 +13,7 @@ from aigloo_edge.mqtt import Inbound
 from aigloo_edge.payloads import BridgeRejected, Climate
 from tests.support.broker import RunningBroker
 from tests.support.collect import Collector, wait_until
+from tests.support.proxy import TcpProxy
 
 
 async def test_birth_then_offline_on_clean_stop(broker: RunningBroker) -> None:
@@ -259,3 +261,29 @@ async def test_a_route_added_while_connecting_is_subscribed(broker: RunningBroke
         async with broker.session("admin", component="sender") as sender:
             await sender.publish(t.node_power_set("studio"), b"sleep")
             assert (await commands[0].next()).payload == b"sleep"
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_a_command_sent_while_the_link_is_down_arrives_after_the_reconnect(
+    broker: RunningBroker, protocol: str
+) -> None:
+    """The session survives a dropped link on both protocols: a QoS 1 command published while
+    the component is cut off is queued by the broker and delivered once it is back (with a
+    clean 3.1.1 session, it was lost)."""
+    t = broker.topics
+    topic = t.node_power_set("studio")
+    async with TcpProxy("127.0.0.1", broker.ports["mqtt"]) as proxy:
+        link: dict[str, Any] = {"port": proxy.port, "protocol": protocol, "reconnect_max_s": 0.5}
+        async with (
+            broker.session("studio", component="studio", **link) as studio,
+            broker.session("admin", component="sender") as sender,
+        ):
+            commands = Collector(studio, topic)
+            await studio.sync_subscriptions()
+            connects = studio.stats.connects
+            proxy.cut()
+            await wait_until(lambda: not studio.is_connected)
+            await sender.publish(topic, b"wake", qos=1)
+            proxy.heal()
+            await wait_until(lambda: studio.stats.connects > connects, timeout=10)
+            assert (await commands.next(timeout=5)).payload == b"wake"
