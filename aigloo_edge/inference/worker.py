@@ -40,6 +40,7 @@ class Job:
     request: InferRequest
     replier: Replier
     received: float
+    queued: int  # how many must finish before it starts, when it was taken
     stop: threading.Event = field(default_factory=threading.Event)  # seen by the engine thread
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)  # seen while waiting
     pieces: list[str] = field(default_factory=list)
@@ -69,10 +70,13 @@ class Worker:
         self.engine = engine
         self.jobs = jobs
         self.queue_size = queue_size
+        self._concurrency = per_model_concurrency
         self._slots = {m: asyncio.Semaphore(per_model_concurrency) for m in engine.model_names()}
         self._clock = clock
         self._running: dict[str, Job] = {}
-        self._waiting: collections.Counter[str] = collections.Counter()  # per model
+        # Jobs taken per model, running or waiting: counted when taken, not when they reach
+        # the slot, so requests arriving together are told their true place in the queue.
+        self._taken: collections.Counter[str] = collections.Counter()
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         topics = session.topics
@@ -105,7 +109,10 @@ class Worker:
             await replier.error(*refusal)
             return
         self._remember(request.id)
-        job = Job(request, replier, received=time.perf_counter())
+        ahead = self._taken[request.model]
+        self._taken[request.model] += 1
+        queued = max(0, ahead - self._concurrency + 1)
+        job = Job(request, replier, received=time.perf_counter(), queued=queued)
         task = asyncio.create_task(self._serve(job), name=f"infer-{request.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -122,8 +129,8 @@ class Worker:
             return "deadline", "the deadline passed before the request arrived"
         if not self.jobs.accepting:
             return "busy", f"{self.node} is draining for sleep"
-        waiting = self._waiting.total()
-        if self._slots[request.model].locked() and waiting >= self.queue_size:
+        waiting = sum(max(0, n - self._concurrency) for n in self._taken.values())
+        if self._taken[request.model] >= self._concurrency and waiting >= self.queue_size:
             return "busy", f"{self.node}'s queue is full ({self.queue_size} waiting)"
         return None
 
@@ -160,6 +167,7 @@ class Worker:
         finally:
             job.stop.set()
             del self._running[request.id]
+            self._taken[request.model] -= 1
 
     async def _within_deadline(self, job: Job) -> None:
         deadline = job.request.deadline
@@ -178,15 +186,8 @@ class Worker:
     async def _queue_then_generate(self, job: Job) -> None:
         model = job.request.model
         slot = self._slots[model]
-        # How many must finish before this one starts: those waiting, and one running.
-        queued = self._waiting[model] + 1 if slot.locked() else 0
-        job.replier.announce(self.node, model, queued)
-        self._waiting[model] += 1
-        try:
-            turn = await _acquire_unless(slot, job.cancelled)
-        finally:
-            self._waiting[model] -= 1
-        if not turn:
+        job.replier.announce(self.node, model, job.queued)
+        if not await _acquire_unless(slot, job.cancelled):
             await job.replier.error("cancelled", "cancelled while queued")
             return
         try:

@@ -208,6 +208,20 @@ async def test_a_queued_request_waits_its_turn(
     assert second.ok
 
 
+async def test_requests_arriving_together_are_told_their_true_place(
+    broker: RunningBroker, demo_model_dir: Path, tester: Session
+) -> None:
+    """Three requests in one burst, one slot: accepted as queued 0, 1 and 2 (the one running
+    was once counted as waiting too, so the second heard 2), and a queue of 2 takes them all."""
+    client = InferClient(tester, "tester")
+    async with worker_running(broker, demo_model_dir, queue_size=2):
+        burst = [collect(client, ask(f"b{k}", max_tokens=4), to_node="studio") for k in range(3)]
+        answers = await asyncio.gather(*burst)
+    places = sorted(r[0].queued for r, _ in answers if isinstance(r[0], InferAccepted))
+    assert places == [0, 1, 2]
+    assert all(final.ok for _, final in answers)
+
+
 async def test_cancel_stops_a_running_request(studio: None, tester: Session) -> None:
     """A cancel on infer/cancel ends generation early: final `cancelled` with the partial text."""
     client = InferClient(tester, "tester")
