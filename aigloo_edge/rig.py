@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from pathlib import Path
 
 from rich.console import Console
 
 from aigloo_edge.app import run_machine
 from aigloo_edge.broker import credentials_path, init_broker, prepare, refresh_broker
+from aigloo_edge.broker.leftover import UP_PID_ENV, stop_orphaned_brokers
 from aigloo_edge.config import AgentConfig, load_config
 from aigloo_edge.errors import BrokerError
 from aigloo_edge.mqtt.settings import Credentials, load_credentials
@@ -40,9 +42,15 @@ async def run_rig(
         config = with_gateway_port(
             on_this_broker(load_config(machine), directory, creds), gateway_port
         )
+    for pid in await asyncio.to_thread(stop_orphaned_brokers, Path(argv[-1])):
+        console.print(f"stopped Mosquitto (pid {pid}): a killed `aigloo up` had left it running")
     with (directory / BROKER_LOG).open("ab") as broker_log:
         broker = await asyncio.create_subprocess_exec(
-            *argv, cwd=directory, stdout=broker_log, stderr=broker_log
+            *argv,
+            cwd=directory,
+            stdout=broker_log,
+            stderr=broker_log,
+            env={**os.environ, UP_PID_ENV: str(os.getpid())},  # see broker/leftover.py
         )
     components: asyncio.Task[None] | None = None
     try:

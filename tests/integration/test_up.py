@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from aigloo_edge.broker import init_broker
+from aigloo_edge.broker.leftover import stop_orphaned_brokers
 from aigloo_edge.mqtt import Session, load_credentials
 from aigloo_edge.payloads import Battery, NodeTelemetry, RuleState
 from aigloo_edge.runtime import cancel_and_wait
@@ -120,3 +121,51 @@ async def _ask_gateway(url: str) -> str:
         }
         reply = (await http.post(f"{url}/chat/completions", json=body)).json()
     return str(reply["choices"][0]["message"]["content"])
+
+
+AGENT_ONLY = """
+node: mini
+role: mini
+broker: {credentials_file: unused.yaml}
+components: [agent]
+power: {driver: dry-run}
+"""
+
+
+async def _up(directory: Path, machine: Path) -> tuple[asyncio.subprocess.Process, str]:
+    """`aigloo up` on `directory` once it has printed where to look (the broker listens), and
+    what it printed."""
+    aigloo = Path(sys.executable).parent / "aigloo"
+    process = await asyncio.create_subprocess_exec(
+        str(aigloo), "up", "--dir", str(directory), "--machine", str(machine),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    return process, await _printout(process.stdout)
+
+
+async def test_up_after_a_killed_up_stops_the_broker_it_left(tmp_path: Path) -> None:
+    """A SIGKILLed `aigloo up` cannot stop its Mosquitto, which keeps the ports. The next `up`
+    on the same directory stops that broker, says so, and starts its own; Ctrl-C then stops it."""
+    directory = tmp_path / "broker"
+    listeners = free_ports(3)
+    init_broker(directory, ports=dict(zip(("mqtt", "websockets", "tls"), listeners, strict=True)))
+    machine = tmp_path / "agent.yaml"
+    machine.write_text(AGENT_ONLY)
+    first, _ = await _up(directory, machine)
+    first.kill()
+    await first.wait()
+    assert await _port_open(listeners[0]), "the killed up's broker lives on"
+    second, printed = await _up(directory, machine)
+    try:
+        assert "a killed `aigloo up` had left it running" in printed, printed
+        assert second.returncode is None, "the second up could not start its broker"
+        second.send_signal(signal.SIGINT)
+        async with asyncio.timeout(15):
+            assert await second.wait() == 0
+        assert not await _port_open(listeners[0]), "Mosquitto stopped with the rig"
+    finally:
+        if second.returncode is None:
+            second.kill()
+            await second.wait()
+        stop_orphaned_brokers(directory.resolve() / "mosquitto.conf")  # whatever failed
