@@ -17,9 +17,9 @@ import math
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import aiomqtt
 from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
@@ -30,6 +30,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from aigloo_edge import __version__
 from aigloo_edge.errors import NotConnectedError, PayloadError
 from aigloo_edge.mqtt.backoff import Backoff
+from aigloo_edge.mqtt.client import ReusableClient
 from aigloo_edge.mqtt.message import Inbound
 from aigloo_edge.mqtt.rejections import RejectionLog, RejectKind
 from aigloo_edge.mqtt.router import Handler, PayloadT, Route, Router
@@ -51,6 +52,10 @@ STABLE_CONNECTION_S: Final = 10.0
 PENDING_CALLS_WARNING: Final = 5000
 READER_CANCEL_RETRY_S: Final = 0.1
 ACK_TIMEOUT_S: Final = 10.0
+# aiomqtt's own timeout bounds only the CONNACK (and DISCONNECT) wait here, every other wait
+# is ours (`_acked`). A broker answers CONNECT in milliseconds; a link that took the TCP
+# connection and then died must not hold the next attempt for long.
+CONNACK_TIMEOUT_S: Final = 3.0
 WAIT_FOREVER: Final = math.inf  # aiomqtt: no wait_for at all (see _acked)
 T = TypeVar("T")
 PayloadLike = bytes | str | Payload
@@ -100,7 +105,7 @@ class Session:
         self.rejections = RejectionLog(interval=settings.reject_report_interval_s)
         self._clock = clock
         self._started = time.time()
-        self._client: aiomqtt.Client | None = None
+        self._client: ReusableClient | None = None
         self._connected = asyncio.Event()
         self._retained: dict[str, _RetainedState] = {}
         self._connect_hooks: list[Callable[[], Awaitable[None]]] = []
@@ -239,14 +244,14 @@ class Session:
 
     # --- connection lifecycle --------------------------------------------------------------
 
-    def _make_client(self) -> aiomqtt.Client:
+    def _make_client(self) -> ReusableClient:
         client = self._new_client()
         # aiomqtt warns on every call past 10 in flight; a dispatcher streaming replies has
         # hundreds, and the warnings alone cost more than the publishes.
         client.pending_calls_threshold = PENDING_CALLS_WARNING
         return client
 
-    def _new_client(self) -> aiomqtt.Client:
+    def _new_client(self) -> ReusableClient:
         s = self.settings
         v5 = s.protocol == "5"
         tcp = s.transport == "tcp"
@@ -255,7 +260,7 @@ class Session:
         if v5:
             connect_props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             connect_props.SessionExpiryInterval = s.session_expiry_s if self.announce else 0
-        return aiomqtt.Client(
+        return ReusableClient(
             s.host,
             s.port,
             username=s.username,
@@ -279,15 +284,15 @@ class Session:
             # Without it Nagle holds a QoS 1 publish back until the previous PUBACK's delayed
             # ACK: a 40-90 ms stall per request on an idle link.
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)] if tcp else None,
-            timeout=10,
+            timeout=CONNACK_TIMEOUT_S,
         )
 
-    async def _connect_and_serve(self, client: aiomqtt.Client) -> None:
+    async def _connect_and_serve(self, client: ReusableClient) -> None:
         async with client:
             self._client = client
             housekeeping: asyncio.Task[None] | None = None
             try:
-                await self._on_connected(client)
+                await _unless_lost(client, self._on_connected(client))
                 housekeeping = asyncio.create_task(self._housekeeping())
                 await self._serve(client)
             except asyncio.CancelledError:
@@ -299,7 +304,7 @@ class Session:
                 if housekeeping is not None:
                     housekeeping.cancel()
 
-    async def _on_connected(self, client: aiomqtt.Client) -> None:
+    async def _on_connected(self, client: ReusableClient) -> None:
         self._subscribed = {}
         self.stats.connects += 1
         if self.stats.connects > 1:
@@ -342,7 +347,7 @@ class Session:
             extra=self._log_extra,
         )
 
-    async def _say_goodbye(self, client: aiomqtt.Client) -> None:
+    async def _say_goodbye(self, client: ReusableClient) -> None:
         """Publish `offline` ourselves: a clean DISCONNECT means the broker drops the will."""
         if not self.announce:
             return
@@ -356,7 +361,7 @@ class Session:
                     timeout=WAIT_FOREVER,
                 )
 
-    async def _subscribe_all(self, client: aiomqtt.Client, *, only_new: bool = False) -> None:
+    async def _subscribe_all(self, client: ReusableClient, *, only_new: bool = False) -> None:
         wanted = self.router.subscriptions()
         if only_new:
             wanted = {f: q for f, q in wanted.items() if self._subscribed.get(f) != q}
@@ -402,7 +407,7 @@ class Session:
             task.add_done_callback(self._subscribing.discard)
             task.add_done_callback(_log_failed_subscribe)
 
-    async def _republish_state(self, client: aiomqtt.Client) -> None:
+    async def _republish_state(self, client: ReusableClient) -> None:
         now = self._clock()
         for topic, state in list(self._retained.items()):
             expiry = state.expiry_s
@@ -419,16 +424,15 @@ class Session:
 
     # --- inbound ---------------------------------------------------------------------------
 
-    async def _serve(self, client: aiomqtt.Client) -> None:
+    async def _serve(self, client: ReusableClient) -> None:
         """Dispatch messages in arrival order until the connection drops (MqttError).
 
         aiomqtt's iterator makes a Task and an asyncio.wait per message, only to notice a
         disconnect. Here one reader task per connection takes every message from the queue and
-        the disconnect is awaited once, beside it. Should aiomqtt drop its `_disconnected`
-        future, this falls back to the iterator.
+        the disconnect is awaited once, beside it.
         """
-        disconnected = getattr(client, "_disconnected", None)
-        if not self._inbox or not isinstance(disconnected, asyncio.Future):
+        disconnected = client.lost
+        if not self._inbox:
             async for message in client.messages:
                 await self.dispatch(_to_inbound(message))
             return
@@ -532,6 +536,22 @@ class Session:
         if correlation is not None:
             props.CorrelationData = correlation
         return props
+
+
+async def _unless_lost(client: ReusableClient, setup: Coroutine[Any, Any, None]) -> None:
+    """Run the setup after a connect (subscribe, birth, republish), given up if the connection
+    drops meanwhile: its acknowledgements would never come, and the reconnect would wait for
+    ACK_TIMEOUT_S."""
+    task = asyncio.create_task(setup)
+    try:
+        await asyncio.wait((task, client.lost), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            await cancel_and_wait(task, retry_s=READER_CANCEL_RETRY_S)
+    if task.cancelled():
+        cause = client.lost.exception() if client.lost.done() else None
+        raise aiomqtt.MqttError("connection lost while setting up") from cause
+    task.result()
 
 
 async def _acked(operation: Awaitable[T]) -> T:

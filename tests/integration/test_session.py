@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import Any
 
 import aiomqtt
@@ -287,3 +289,25 @@ async def test_a_command_sent_while_the_link_is_down_arrives_after_the_reconnect
             proxy.heal()
             await wait_until(lambda: studio.stats.connects > connects, timeout=10)
             assert (await commands.next(timeout=5)).payload == b"wake"
+
+
+async def test_a_link_that_drops_every_attempt_is_never_taken_for_connected(
+    broker: RunningBroker,
+) -> None:
+    """Cut right after connecting, then every attempt accepted and dropped at once: the loss is
+    seen at once (the setup's acknowledgements are not awaited on a dead link), no attempt is
+    counted as a connect (aiomqtt took the previous connection's CONNACK for a new one, which
+    then hung in its first subscribe), and the session is back a backoff step after the heal."""
+    async with TcpProxy("127.0.0.1", broker.ports["mqtt"]) as proxy:
+        link: dict[str, Any] = {"port": proxy.port, "reconnect_max_s": 0.5}
+        async with broker.session("studio", component="studio", **link) as studio:
+            connects = studio.stats.connects
+            proxy.cut()
+            await asyncio.sleep(2.0)  # several attempts, each dropped before its CONNACK
+            assert studio.stats.connects == connects, "a dropped attempt counted as connected"
+            assert proxy.refused >= 2, "the session stopped trying"
+            proxy.heal()
+            healed_at = time.monotonic()
+            await wait_until(lambda: studio.stats.connects > connects, timeout=10)
+            back_after = time.monotonic() - healed_at
+    assert back_after < 3.0, f"back {back_after:.1f} s after the heal (attempts hung)"

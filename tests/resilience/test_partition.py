@@ -31,7 +31,7 @@ KEEPALIVE_S = 2
 # Mosquitto checks keepalives on a whole-second clock, at most every 5 s: see
 # tests/integration/test_process_lifecycle.py. A closed connection is noticed at once.
 SWEEP_SLACK_S = 7.0
-RETURN_BOUND_S = 6.0  # the reconnect backoff: up to 2 s after a refused attempt, + connecting
+RETURN_BOUND_S = 4.0  # the reconnect backoff: up to 2 s after a dropped attempt, + connecting
 
 
 async def _partition(broker: RunningBroker, mode: CutMode, cut_s: float) -> tuple[float, float]:

@@ -22,6 +22,7 @@ class TcpProxy:
         self.port = 0
         self.mode: CutMode | None = None
         self.connections = 0
+        self.refused = 0  # connections dropped at once during a "close" cut
         self._server: asyncio.Server | None = None
         self._pipes: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -76,6 +77,7 @@ class TcpProxy:
         self._tasks.add(task)
         try:
             if self.mode == "close":
+                self.refused += 1
                 writer.close()
                 return
             if self.mode == "blackhole":
