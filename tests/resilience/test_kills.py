@@ -70,21 +70,27 @@ rules:
 """
 
 
+def _rules_config(broker: RunningBroker, tmp_path: Path, rules: str, reassert_s: float) -> Path:
+    """`aigloo run` of the rules engine alone on one rule file, its state in SQLite, settling
+    fast so a test need not wait."""
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "rules.yaml").write_text(rules)
+    section = {
+        "dir": str(rules_dir),
+        "state_file": str(tmp_path / "state" / "rules.sqlite3"),
+        "safety": {"settle": 0.2, "startup_grace": 1, "reassert": reassert_s},
+    }
+    return write_config(broker, tmp_path / "rules.yaml", "mini", ["rules"], rules=section)
+
+
 async def test_killed_rules_engine_keeps_its_pending_timer(
     broker: RunningBroker, tmp_path: Path, record_property: RecordProperty
 ) -> None:
     """SIGKILL the rules engine 1.5 s into a 6 s `for`: it goes `offline` within 1.5 keepalives,
     and once started again the rule fires neither early nor late: its timer continues from the
     SQLite state instead of starting over (or firing at once)."""
-    rules_dir = tmp_path / "rules"
-    rules_dir.mkdir()
-    (rules_dir / "thermal.yaml").write_text(PENDING_RULES)
-    section = {
-        "dir": str(rules_dir),
-        "state_file": str(tmp_path / "state" / "rules.sqlite3"),
-        "safety": {"settle": 0.2, "startup_grace": 1, "reassert": 60},
-    }
-    config = write_config(broker, tmp_path / "mini.yaml", "mini", ["rules"], rules=section)
+    config = _rules_config(broker, tmp_path, PENDING_RULES, reassert_s=60)
     t = broker.topics
     availability = t.bridge_availability("rules")
     async with (
@@ -320,15 +326,7 @@ def _bridge_and_rules_configs(broker: RunningBroker, tmp_path: Path) -> tuple[Pa
         sensors=PROBE,
         fans={"driver": "dry-run", "initial": "normal"},
     )
-    rules_dir = tmp_path / "rules"
-    rules_dir.mkdir()
-    (rules_dir / "fans.yaml").write_text(MAX_RULES)
-    section = {
-        "dir": str(rules_dir),
-        "state_file": str(tmp_path / "state" / "rules.sqlite3"),
-        "safety": {"settle": 0.2, "startup_grace": 1, "reassert": REASSERT_S},
-    }
-    rules = write_config(broker, tmp_path / "rules.yaml", "mini", ["rules"], rules=section)
+    rules = _rules_config(broker, tmp_path, MAX_RULES, reassert_s=REASSERT_S)
     return bridge, rules
 
 
