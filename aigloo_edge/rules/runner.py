@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 TICK_S = 1.0
 MAX_IN_FLIGHT = 1000
 WATCH_DEBOUNCE_MS = 300
+# Rule and actuator state reaches SQLite this long after a decision, in one commit for all the
+# decisions meanwhile: a commit on the command's path cost up to milliseconds (p99) per reading.
+SAVE_DELAY_S = 0.02
 
 
 def safety_limits(config: RulesConfig) -> SafetyLimits:
@@ -77,6 +80,8 @@ class RulesRunner:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._routed: set[str] = set()
         self._reassert_task: asyncio.Task[None] | None = None
+        self._unsaved: tuple[set[str], set[str]] = (set(), set())  # rules, actuators
+        self._save_timer: asyncio.TimerHandle | None = None
         self._route_readings()
         session.route_model(self.topics.filter("rule_set"), RuleCommand.parse, self._on_rule_set)
         session.on_connect(self._on_connect)
@@ -129,6 +134,8 @@ class RulesRunner:
         finally:
             for task in [*tasks, *self._in_flight]:
                 await cancel_and_wait(task)
+            if self._save_timer is not None:
+                self._save_timer.cancel()
             self._save(list(self.engine.snapshot.rules), list(self.engine.arbiter.runtime))
             self._store.close()
 
@@ -206,10 +213,21 @@ class RulesRunner:
             self._in_flight.add(task)
             task.add_done_callback(self._published)
         if decisions.changed_rules or decisions.changed_actuators:
-            # After the publishes' first step (call_soon is FIFO): SQLite is not on the
-            # command's path, and a crash between the two re-sends at most the same state.
-            rules, actuators = set(decisions.changed_rules), set(decisions.changed_actuators)
-            asyncio.get_running_loop().call_soon(self._save, rules, actuators)
+            self._save_soon(decisions.changed_rules, decisions.changed_actuators)
+
+    def _save_soon(self, rules: Iterable[str], actuators: Iterable[str]) -> None:
+        """Persist these keys' current state SAVE_DELAY_S from now, after the command has left:
+        a crash in between re-sends at most the same state (actuators are idempotent)."""
+        self._unsaved[0].update(rules)
+        self._unsaved[1].update(actuators)
+        if self._save_timer is None:
+            loop = asyncio.get_running_loop()
+            self._save_timer = loop.call_later(SAVE_DELAY_S, self._save_unsaved)
+
+    def _save_unsaved(self) -> None:
+        rules, actuators = self._unsaved
+        self._unsaved, self._save_timer = (set(), set()), None
+        self._save(rules, actuators)
 
     def _published(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
