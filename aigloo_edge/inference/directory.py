@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aigloo_edge.errors import PayloadError
 from aigloo_edge.mqtt import Inbound, Session
-from aigloo_edge.payloads import NodeInfo
+from aigloo_edge.payloads import NodeInfo, parse_availability
 
 
 class ModelDirectory:
@@ -38,7 +38,12 @@ class ModelDirectory:
 
     async def _on_availability(self, message: Inbound) -> None:
         node = self._node(message.topic)
-        if message.payload == b"online":
+        try:
+            online = parse_availability(message.payload)
+        except PayloadError as exc:  # junk is rejected, not read as offline
+            await self._session.reject(message.topic, str(exc))
+            return
+        if online:
             self._online.add(node)
         else:
             self._online.discard(node)

@@ -15,14 +15,13 @@ from typing import Any
 
 from aigloo_edge.errors import PayloadError
 from aigloo_edge.payloads import (
-    AVAILABILITY_OFFLINE,
-    AVAILABILITY_ONLINE,
     Battery,
     Climate,
     FanProfileState,
     NodeTelemetry,
     PowerState,
     Solar,
+    parse_availability,
 )
 from aigloo_edge.rules.catalog import SignalSpec, node_signals, probe_signals
 from aigloo_edge.rules.signal_defs import CustomSignal
@@ -133,10 +132,7 @@ class Readings:
 
     def _availability(self, params: dict[str, str], payload: bytes) -> list[Reading]:
         node = params["node"]
-        state = payload.decode("utf-8")
-        if state not in (AVAILABILITY_ONLINE, AVAILABILITY_OFFLINE, ""):
-            raise PayloadError(f"availability must be online or offline, not {state[:20]!r}")
-        online = state == AVAILABILITY_ONLINE
+        online = parse_availability(payload) is True  # empty (cleared): not online either
         readings: list[Reading] = [(f"nodes.{node}.online", online)]
         if not online:  # what it said last no longer holds
             telemetry = [s.name for s in node_signals(node) if s.stale_after is not None]
